@@ -1,0 +1,45 @@
+/**
+ * Errors with stable codes. Users, scripts and tests match on `code`, never on
+ * the message. Every code lives in this one table, with the exit code the CLI
+ * uses when such an error ends a command; docs/errors.md is checked against it.
+ */
+
+export const EXIT_OK = 0;
+export const EXIT_RUNTIME = 1;
+export const EXIT_USAGE = 2;
+
+export const ERROR_CODES = {
+  SKYHA_ERR_USAGE_BAD_ARGUMENT: { exit: EXIT_USAGE, what: 'A command was called with a missing, unknown or malformed argument or option.' },
+  SKYHA_ERR_CONFIG_READ: { exit: EXIT_USAGE, what: 'The config file could not be read (missing, unreadable, not a file).' },
+  SKYHA_ERR_CONFIG_SYNTAX: { exit: EXIT_USAGE, what: 'The config file is not well-formed YAML.' },
+  SKYHA_ERR_CONFIG_SCHEMA: { exit: EXIT_USAGE, what: 'A key of the config file has a wrong type or value, is unknown, or is missing.' },
+  SKYHA_ERR_CONFIG_RULE: { exit: EXIT_USAGE, what: 'The config file breaks a cross-field rule (unique names, timings, quorum, ports, references).' },
+  SKYHA_ERR_CONFIG_TLS: { exit: EXIT_USAGE, what: 'TLS material named by the config is missing, unreadable, malformed or not signed by the cluster CA.' },
+  SKYHA_ERR_CONFIG_UNKNOWN_MEMBER: { exit: EXIT_USAGE, what: 'A command named a node or witness that the config file does not define.' },
+  SKYHA_ERR_INIT_EXISTS: { exit: EXIT_USAGE, what: '`skyha init` would overwrite existing files and --force was not given.' },
+  SKYHA_ERR_INIT_WRITE: { exit: EXIT_RUNTIME, what: '`skyha init` could not write its files; nothing was left behind.' },
+  SKYHA_ERR_INTERNAL: { exit: EXIT_RUNTIME, what: 'A bug in skyha: an unexpected error. Please report it with the log.' },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class SkyhaError extends Error {
+  readonly code: ErrorCode;
+  /** Extra lines shown under the message, e.g. every config error found. */
+  readonly details: readonly string[];
+
+  constructor(code: ErrorCode, message: string, options: { details?: readonly string[]; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'SkyhaError';
+    this.code = code;
+    this.details = options.details ?? [];
+  }
+
+  get exitCode(): number {
+    return ERROR_CODES[this.code].exit;
+  }
+}
+
+export function isSkyhaError(err: unknown): err is SkyhaError {
+  return err instanceof SkyhaError;
+}
