@@ -1,0 +1,192 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { LEASE_REASONS as R } from '../../../src/logic/lease/client.js';
+import { initVoter, stepVoter } from '../../../src/logic/lease/voter.js';
+import { LeaseBench, TIMINGS } from './lease-bench.js';
+
+const Q = TIMINGS.lease + TIMINGS.driftMargin; // voters' start-up quarantine
+
+/** a and b are nodes, w a witness; a becomes primary of `db` right after the quarantine. */
+function primaryOnA(): LeaseBench {
+  const bench = new LeaseBench(['a', 'b', 'w'], ['a', 'b']);
+  bench.runUntil(Q);
+  bench.client('a', { type: 'acquire', module: 'db' });
+  bench.runUntil(Q + 10);
+  assert.equal(bench.reported('a', 'lease-acquired').length, 1, 'a acquires the lease');
+  return bench;
+}
+
+describe('majority lease: voter', () => {
+  it('refuses every acquisition during its start-up quarantine, then grants', () => {
+    const v0 = initVoter('w', TIMINGS, { modules: {} }, 1000);
+    const early = stepVoter(v0, { type: 'receive', from: 'a', message: { type: 'lease-acquire', module: 'db', requestId: 1, candidate: 'a', epoch: 1 } }, 1000 + Q - 1);
+    assert.deepEqual(early.actions.map((a) => a.type), ['send']);
+    const reply = early.actions[0]!.type === 'send' ? early.actions[0]!.message : undefined;
+    assert.equal(reply?.granted, false);
+    assert.equal(reply?.refusal, 'QUARANTINE');
+    const late = stepVoter(v0, { type: 'receive', from: 'a', message: { type: 'lease-acquire', module: 'db', requestId: 2, candidate: 'a', epoch: 1 } }, 1000 + Q);
+    assert.deepEqual(late.actions.map((a) => a.type), ['persist', 'send'], 'persists the promise before replying');
+    assert.equal(late.actions[1]!.type === 'send' && late.actions[1]!.message.granted, true);
+  });
+
+  it('refuses a stale epoch and reports the highest it has seen', () => {
+    let v = initVoter('w', TIMINGS, { modules: { db: { maxEpoch: 5 } } }, 0);
+    const r = stepVoter(v, { type: 'receive', from: 'a', message: { type: 'lease-acquire', module: 'db', requestId: 1, candidate: 'a', epoch: 5 } }, Q);
+    v = r.state;
+    const reply = r.actions.find((a) => a.type === 'send');
+    assert.equal(reply?.type === 'send' && reply.message.refusal, 'STALE_EPOCH');
+    assert.equal(reply?.type === 'send' && reply.message.maxEpoch, 5);
+  });
+
+  it('keeps a promise until it expired plus the drift margin, on its own clock', () => {
+    let v = initVoter('w', TIMINGS, { modules: {} }, 0);
+    v = stepVoter(v, { type: 'receive', from: 'a', message: { type: 'lease-acquire', module: 'db', requestId: 1, candidate: 'a', epoch: 1 } }, Q).state;
+    const ask = (at: number) => {
+      const s = stepVoter(v, { type: 'receive', from: 'b', message: { type: 'lease-acquire', module: 'db', requestId: 2, candidate: 'b', epoch: 2 } }, at);
+      const send = s.actions.find((a) => a.type === 'send');
+      return send?.type === 'send' ? send.message : undefined;
+    };
+    assert.equal(ask(Q + TIMINGS.lease + TIMINGS.driftMargin - 1)?.refusal, 'PROMISED');
+    assert.equal(ask(Q + TIMINGS.lease + TIMINGS.driftMargin)?.granted, true);
+  });
+});
+
+describe('majority lease: client and voters together', () => {
+  it('acquires with a majority, commits its record, then renews every renew_interval', () => {
+    const bench = primaryOnA();
+    const acquired = bench.reported('a', 'lease-acquired')[0]!;
+    assert.equal(acquired.epoch, 1);
+    assert.equal(acquired.reason.code, R.LEASE_ACQUIRED);
+    assert.deepEqual(acquired.record, { holder: 'a', epoch: 1, inSync: [], version: 1 });
+    bench.runUntil(Q + 2000);
+    const renewals = bench.reported('a', 'lease-renewed');
+    assert.ok(renewals.length >= 9, `renewed ${renewals.length} times in 2 s`);
+    assert.equal(bench.reported('a', 'lease-lost').length, 0);
+  });
+
+  it('a second candidate is refused while the primary renews, and learns who holds it', () => {
+    const bench = primaryOnA();
+    bench.runUntil(Q + 500);
+    bench.client('b', { type: 'acquire', module: 'db' });
+    bench.runUntil(Q + 520);
+    const failed = bench.reported('b', 'acquire-failed')[0]!;
+    assert.equal(failed.reason.code, R.LEASE_PROMISED_ELSEWHERE);
+    assert.equal(failed.holder, 'a');
+    assert.ok(failed.retryAfter !== undefined && failed.retryAfter > 0);
+  });
+
+  it('after the primary crashes, a new holder gets the lease only after the old deadline plus the margin', () => {
+    const bench = primaryOnA();
+    bench.client('a', { type: 'set-in-sync', module: 'db', inSync: ['b'] });
+    bench.runUntil(Q + 300);
+    assert.equal(bench.reported('a', 'record-committed').at(-1)?.record.inSync.join(), 'b');
+    bench.crash('a');
+    const crashAt = bench.now;
+    const lastValidUntil = Math.max(...[...bench.reported('a', 'lease-renewed').map((r) => r.validUntil), bench.reported('a', 'lease-acquired')[0]!.validUntil]);
+    // b tries again and again, as the role logic would.
+    let acquiredAt: number | undefined;
+    for (let t = crashAt; t < crashAt + 3000 && acquiredAt === undefined; t += 50) {
+      bench.client('b', { type: 'acquire', module: 'db' });
+      bench.runUntil(t + 50);
+      acquiredAt = bench.firstAt('b', 'lease-acquired');
+    }
+    assert.ok(acquiredAt !== undefined, 'b became primary');
+    assert.ok(acquiredAt >= lastValidUntil + TIMINGS.driftMargin, `b acquired at ${acquiredAt}, a's deadline was ${lastValidUntil}`);
+    assert.ok(acquiredAt - crashAt <= TIMINGS.lease + TIMINGS.driftMargin + 100, `failover took ${acquiredAt - crashAt}ms`);
+    assert.equal(bench.reported('b', 'lease-acquired')[0]!.epoch, 2);
+  });
+
+  it('a node that is not in the in-sync set is refused, unless forced (which says data may be lost)', () => {
+    const bench = primaryOnA(); // in-sync set is empty
+    bench.runUntil(Q + 300);
+    bench.crash('a');
+    bench.runUntil(Q + 300 + Q);
+    bench.client('b', { type: 'acquire', module: 'db' });
+    bench.runUntil(bench.now + 50);
+    const refused = bench.reported('b', 'acquire-failed').at(-1)!;
+    assert.equal(refused.reason.code, R.LEASE_NOT_IN_SYNC);
+    assert.equal(bench.reported('b', 'lease-acquired').length, 0);
+    bench.client('b', { type: 'acquire', module: 'db', force: true });
+    bench.runUntil(bench.now + 50);
+    const forced = bench.reported('b', 'lease-acquired')[0]!;
+    assert.equal(forced.forced, true);
+    assert.equal(forced.reason.code, R.LEASE_ACQUIRED_FORCED);
+    assert.match(forced.reason.text, /data may be lost/);
+  });
+
+  it('an amnesiac voter cannot make a stale in-sync record look current', () => {
+    // a is primary with b in sync; b is cut off; a commits inSync [] (b lagging) on a and w only.
+    const bench = primaryOnA();
+    bench.client('a', { type: 'set-in-sync', module: 'db', inSync: ['b'] });
+    bench.runUntil(Q + 100);
+    bench.isolate('b');
+    bench.client('a', { type: 'set-in-sync', module: 'db', inSync: [] });
+    bench.runUntil(Q + 300);
+    assert.deepEqual(bench.reported('a', 'record-committed').at(-1)?.record.inSync, []);
+    // Then a dies and w restarts without its disk: only b's own voter still says "b is in sync".
+    bench.crash('a');
+    bench.crash('w');
+    bench.boot('w', false);
+    bench.heal();
+    bench.runUntil(bench.now + Q + 10);
+    bench.client('b', { type: 'acquire', module: 'db' });
+    bench.runUntil(bench.now + 500);
+    assert.equal(bench.reported('b', 'lease-acquired').length, 0, 'b must not become primary from a stale record');
+    assert.ok(bench.reported('b', 'acquire-failed').length >= 1);
+  });
+
+  it('a primary cut off from the majority reports the lease lost at its deadline, never later', () => {
+    const bench = primaryOnA();
+    bench.runUntil(Q + 400);
+    bench.isolate('a');
+    const lastValid = bench.reported('a', 'lease-renewed').at(-1)!.validUntil;
+    bench.runUntil(Q + 3000);
+    const lostAt = bench.firstAt('a', 'lease-lost');
+    assert.equal(lostAt, lastValid);
+    assert.equal(bench.reported('a', 'lease-lost')[0]!.reason.code, R.LEASE_EXPIRED);
+    assert.ok(bench.reported('a', 'lease-at-risk').length >= 1, 'warned before the end');
+  });
+
+  it('switchover: transfer to an in-sync node, which adopts the next epoch; the old holder cannot renew', () => {
+    const bench = primaryOnA();
+    bench.client('a', { type: 'set-in-sync', module: 'db', inSync: ['b'] });
+    bench.runUntil(Q + 100);
+    bench.client('a', { type: 'transfer', module: 'db', to: 'b' });
+    bench.runUntil(Q + 110);
+    const transferred = bench.reported('a', 'transferred')[0]!;
+    assert.equal(transferred.epoch, 2);
+    bench.client('b', { type: 'adopt', module: 'db', epoch: 2, inSync: ['a'] });
+    bench.runUntil(Q + 120);
+    const adopted = bench.reported('b', 'lease-acquired')[0]!;
+    assert.equal(adopted.epoch, 2);
+    assert.deepEqual(adopted.record.inSync, ['a']);
+    // a is idle now: a stray renewal of epoch 1 would be refused by every voter.
+    assert.equal(bench.clients.get('a')!.modules.db!.phase, 'idle');
+  });
+
+  it('release lets another node acquire at once, without waiting for the lease to run out', () => {
+    const bench = primaryOnA();
+    bench.client('a', { type: 'set-in-sync', module: 'db', inSync: ['b'] });
+    bench.runUntil(Q + 100);
+    bench.client('a', { type: 'release', module: 'db' });
+    bench.runUntil(Q + 105);
+    bench.client('b', { type: 'acquire', module: 'db' });
+    bench.runUntil(Q + 120);
+    assert.equal(bench.reported('b', 'lease-acquired')[0]?.epoch, 2);
+  });
+
+  it('a new cluster bootstraps only when every voter answered', () => {
+    const bench = new LeaseBench(['a', 'b', 'w'], ['a', 'b']);
+    for (const m of ['a', 'b', 'w']) bench.boot(m, false); // fresh data dirs look like lost disks
+    bench.crash('w');
+    bench.runUntil(Q);
+    bench.client('a', { type: 'acquire', module: 'db' });
+    bench.runUntil(Q + 300);
+    assert.equal(bench.reported('a', 'lease-acquired').length, 0, 'two of three voters cannot prove there is no record');
+    bench.boot('w', false);
+    bench.runUntil(bench.now + Q);
+    bench.client('a', { type: 'acquire', module: 'db' });
+    bench.runUntil(bench.now + 50);
+    assert.equal(bench.reported('a', 'lease-acquired').length, 1);
+  });
+});
