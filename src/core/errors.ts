@@ -18,6 +18,11 @@ export const ERROR_CODES = {
   SKYHA_ERR_CONFIG_UNKNOWN_MEMBER: { exit: EXIT_USAGE, what: 'A command named a node or witness that the config file does not define.' },
   SKYHA_ERR_INIT_EXISTS: { exit: EXIT_USAGE, what: '`skyha init` would overwrite existing files and --force was not given.' },
   SKYHA_ERR_INIT_WRITE: { exit: EXIT_RUNTIME, what: '`skyha init` could not write its files; nothing was left behind.' },
+  SKYHA_ERR_COORD_HELD: { exit: EXIT_RUNTIME, what: 'The lease of a module is held by another member; try again after it ends or is released.' },
+  SKYHA_ERR_COORD_NO_MAJORITY: { exit: EXIT_RUNTIME, what: 'A majority of voters did not answer in time; no lease was taken.' },
+  SKYHA_ERR_COORD_NOT_IN_SYNC: { exit: EXIT_RUNTIME, what: 'This node is not in the module\'s committed in-sync set, so it may not become primary without --force.' },
+  SKYHA_ERR_COORD_UNKNOWN_STATE: { exit: EXIT_RUNTIME, what: 'Too few voters remember the module\'s record to tell who is in sync.' },
+  SKYHA_ERR_COORD_NOT_HOLDER: { exit: EXIT_RUNTIME, what: 'The call needs the lease (renew, commit the in-sync set, transfer) but this member does not hold it.' },
   SKYHA_ERR_INTERNAL: { exit: EXIT_RUNTIME, what: 'A bug in skyha: an unexpected error. Please report it with the log.' },
 } as const;
 
