@@ -1,0 +1,327 @@
+/**
+ * The role of one mirror module on one node: secondary or primary, and the
+ * moves between them — failover (the primary is gone: an in-sync secondary
+ * takes the lease), switchover (planned: stop, final barrier, hand the lease
+ * over), failback (switchover back to the preferred node once it is in sync).
+ *
+ * The application runs as primary only between `lease-acquired` and the
+ * lease's end: the machine asks to start it only while it holds a lease, and
+ * to stop it the moment the lease is lost. Acquiring, renewing and the
+ * in-sync rules live in the lease client (lease/client.ts).
+ */
+import { reason, type Reason, type Step } from './step.js';
+
+export type MirrorRole =
+  /** Receives the primary's changes; runs no application. */
+  | 'secondary'
+  /** Asked the voters for the lease. */
+  | 'acquiring'
+  /** Holds the lease; the application is starting. */
+  | 'promoting'
+  /** Holds the lease and runs the application. */
+  | 'primary'
+  /** Switchover or failback: stopping the application, final barrier, hand-over. */
+  | 'handing-over'
+  /** The restart policy gave the module up on this node: it takes no role until reset. */
+  | 'out-of-service';
+
+export interface MirrorTimings {
+  lease: number;
+  renewInterval: number;
+}
+
+export interface MirrorState {
+  module: string;
+  self: string;
+  /** Nodes that run this module, in config order. */
+  nodes: readonly string[];
+  preferredNode?: string;
+  failback: 'automatic' | 'manual';
+  timings: MirrorTimings;
+  role: MirrorRole;
+  /** Highest epoch known for this module; messages from older epochs are refused. */
+  epoch: number;
+  /** Who this node believes is primary, and when it last heard so. */
+  primary?: { node: string; epoch: number; heardAt: number };
+  /** The committed in-sync set, as last known. */
+  inSync: readonly string[];
+  app: 'stopped' | 'starting' | 'running' | 'stopping';
+  /** Members the failure detector reports dead. */
+  dead: readonly string[];
+  /** Earliest time of the next acquisition attempt. */
+  nextAttemptAt: number;
+  handOverTo?: string;
+  /** An operator asked to take the lease without proof of being in sync. */
+  forceNext: boolean;
+}
+
+export type MirrorEvent =
+  | { type: 'tick' }
+  | { type: 'member'; member: string; status: 'alive' | 'suspect' | 'dead' }
+  /** The primary's periodic word (carried on heartbeats or replication messages). */
+  | { type: 'announce'; from: string; epoch: number; inSync: readonly string[] }
+  | { type: 'lease-acquired'; epoch: number; inSync: readonly string[]; forced: boolean; reason: Reason }
+  | { type: 'lease-failed'; reason: Reason; retryAfter?: number }
+  | { type: 'lease-lost'; epoch: number; reason: Reason }
+  | { type: 'record-committed'; inSync: readonly string[] }
+  | { type: 'lease-transferred'; epoch: number; to: string }
+  /** The switchover target: the old primary handed over `epoch`. */
+  | { type: 'hand-over'; from: string; epoch: number; inSync: readonly string[] }
+  | { type: 'app-started' }
+  | { type: 'app-stopped' }
+  | { type: 'barrier-done'; ok: boolean; reason?: Reason }
+  | { type: 'given-up'; reason: Reason }
+  | { type: 'reset' }
+  | { type: 'switchover'; to?: string }
+  | { type: 'force-failover' };
+
+export type MirrorAction =
+  | { type: 'lease-acquire'; force: boolean }
+  | { type: 'lease-adopt'; epoch: number; inSync: readonly string[] }
+  | { type: 'lease-transfer'; to: string }
+  | { type: 'lease-release' }
+  | { type: 'start-app'; epoch: number; reason: Reason }
+  | { type: 'stop-app'; reason: Reason }
+  /** Before handing over: every change made so far durable on the target. */
+  | { type: 'final-barrier'; to: string }
+  | { type: 'send-hand-over'; to: string; epoch: number; inSync: readonly string[] }
+  | { type: 'role-changed'; from: MirrorRole; to: MirrorRole; epoch: number; reason: Reason }
+  | { type: 'refused'; what: string; reason: Reason }
+  | { type: 'wake'; at: number };
+
+export const MIRROR_REASONS = {
+  PROMOTED: 'PROMOTED',
+  PROMOTED_FORCED: 'PROMOTED_FORCED',
+  DEMOTED_LEASE_LOST: 'DEMOTED_LEASE_LOST',
+  FAILOVER_ATTEMPT: 'FAILOVER_ATTEMPT',
+  SWITCHOVER: 'SWITCHOVER',
+  FAILBACK: 'FAILBACK',
+  HANDED_OVER: 'HANDED_OVER',
+  SWITCHOVER_ABORTED: 'SWITCHOVER_ABORTED',
+  GIVEN_UP: 'GIVEN_UP',
+  BACK_IN_SERVICE: 'BACK_IN_SERVICE',
+  STALE_EPOCH_REFUSED: 'STALE_EPOCH_REFUSED',
+  NOT_PRIMARY: 'NOT_PRIMARY',
+} as const;
+const R = MIRROR_REASONS;
+
+export function initMirror(options: {
+  module: string;
+  self: string;
+  nodes: readonly string[];
+  preferredNode?: string;
+  failback?: 'automatic' | 'manual';
+  timings: MirrorTimings;
+  epoch?: number;
+  now: number;
+}): MirrorState {
+  return {
+    module: options.module,
+    self: options.self,
+    nodes: options.nodes,
+    ...(options.preferredNode ? { preferredNode: options.preferredNode } : {}),
+    failback: options.failback ?? 'manual',
+    timings: options.timings,
+    role: 'secondary',
+    epoch: options.epoch ?? 0,
+    inSync: [],
+    app: 'stopped',
+    dead: [],
+    // Give a primary that is already running the time to announce itself.
+    nextAttemptAt: options.now + rankDelay(options.self, options.nodes, options.preferredNode, options.timings),
+    forceNext: false,
+  };
+}
+
+/** Nodes try in a fixed order so that they rarely compete: preferred node first, then config order. */
+function rankDelay(self: string, nodes: readonly string[], preferred: string | undefined, t: MirrorTimings): number {
+  const order = preferred ? [preferred, ...nodes.filter((n) => n !== preferred)] : [...nodes];
+  return Math.max(0, order.indexOf(self)) * t.renewInterval;
+}
+
+type Out = { state: MirrorState; actions: MirrorAction[] };
+
+function become(out: Out, role: MirrorRole, why: Reason): void {
+  const from = out.state.role;
+  if (from === role) return;
+  out.state = { ...out.state, role };
+  out.actions.push({ type: 'role-changed', from, to: role, epoch: out.state.epoch, reason: why });
+}
+
+function set(out: Out, patch: Partial<MirrorState>): void {
+  out.state = { ...out.state, ...patch };
+}
+
+export function stepMirror(state: MirrorState, event: MirrorEvent, now: number): Step<MirrorState, MirrorAction> {
+  const out: Out = { state, actions: [] };
+  const s = () => out.state;
+  const m = state.module;
+  switch (event.type) {
+    case 'member': {
+      const dead = event.status === 'dead' ? [...new Set([...s().dead, event.member])].sort() : s().dead.filter((x) => x !== event.member);
+      set(out, { dead });
+      // The primary died: try soon (after our rank), rather than waiting for its silence to last a lease.
+      if (event.status === 'dead' && s().primary?.node === event.member && s().role === 'secondary') {
+        set(out, { nextAttemptAt: Math.min(s().nextAttemptAt, now + rankDelay(s().self, liveNodes(s()), s().preferredNode, s().timings)) });
+      }
+      break;
+    }
+    case 'announce': {
+      if (event.epoch < s().epoch) {
+        out.actions.push({ type: 'refused', what: `announcement of ${event.from}`, reason: reason(R.STALE_EPOCH_REFUSED, `refused ${event.from}'s claim to be primary of ${m}: its epoch ${event.epoch} is older than ${s().epoch}`) });
+        break;
+      }
+      set(out, { epoch: event.epoch, primary: { node: event.from, epoch: event.epoch, heardAt: now }, inSync: event.inSync });
+      if (event.from !== s().self && s().role === 'secondary') set(out, { nextAttemptAt: now + s().timings.lease + rankDelay(s().self, liveNodes(s()), s().preferredNode, s().timings) });
+      break;
+    }
+    case 'lease-acquired': {
+      set(out, { epoch: Math.max(s().epoch, event.epoch), inSync: event.inSync, primary: { node: s().self, epoch: event.epoch, heardAt: now }, forceNext: false });
+      if (s().role === 'out-of-service') {
+        out.actions.push({ type: 'lease-release' });
+        break;
+      }
+      become(out, 'promoting', event.reason);
+      set(out, { app: 'starting' });
+      out.actions.push({ type: 'start-app', epoch: event.epoch, reason: reason(event.forced ? R.PROMOTED_FORCED : R.PROMOTED, event.forced ? `starting ${m} as primary at epoch ${event.epoch}, forced by an operator: data may be lost` : `starting ${m} as primary at epoch ${event.epoch}`) });
+      break;
+    }
+    case 'lease-failed': {
+      if (s().role === 'acquiring') {
+        become(out, 'secondary', event.reason);
+        set(out, { nextAttemptAt: now + Math.max(s().timings.renewInterval, event.retryAfter ?? 0) });
+      }
+      break;
+    }
+    case 'lease-lost': {
+      // Fencing: whatever we were doing, the application stops now.
+      if (s().app !== 'stopped') {
+        set(out, { app: 'stopping' });
+        out.actions.push({ type: 'stop-app', reason: reason(R.DEMOTED_LEASE_LOST, `stopping ${m}: ${event.reason.text}`) });
+      }
+      if (s().role !== 'out-of-service') become(out, 'secondary', event.reason);
+      set(out, { primary: undefined, nextAttemptAt: now + s().timings.renewInterval });
+      delete out.state.handOverTo;
+      delete out.state.primary;
+      break;
+    }
+    case 'record-committed':
+      set(out, { inSync: event.inSync });
+      break;
+    case 'app-started':
+      if (s().role === 'promoting') {
+        set(out, { app: 'running' });
+        become(out, 'primary', reason(R.PROMOTED, `${m} runs as primary on ${s().self} at epoch ${s().epoch}`));
+      } else {
+        // Started after we stopped being primary: stop it again.
+        set(out, { app: 'stopping' });
+        out.actions.push({ type: 'stop-app', reason: reason(R.NOT_PRIMARY, `stopping ${m}: this node is no longer its primary`) });
+      }
+      break;
+    case 'app-stopped':
+      set(out, { app: 'stopped' });
+      if (s().role === 'handing-over' && s().handOverTo) out.actions.push({ type: 'final-barrier', to: s().handOverTo! });
+      break;
+    case 'barrier-done': {
+      const to = s().handOverTo;
+      if (s().role !== 'handing-over' || !to) break;
+      if (event.ok) out.actions.push({ type: 'lease-transfer', to });
+      else abortHandOver(out, event.reason ?? reason(R.SWITCHOVER_ABORTED, 'final barrier failed'));
+      break;
+    }
+    case 'lease-transferred': {
+      const inSync = [...new Set([...s().inSync.filter((n) => n !== event.to), s().self])].sort();
+      set(out, { epoch: event.epoch, primary: { node: event.to, epoch: event.epoch, heardAt: now }, nextAttemptAt: now + s().timings.lease });
+      out.actions.push({ type: 'send-hand-over', to: event.to, epoch: event.epoch, inSync });
+      delete out.state.handOverTo;
+      become(out, 'secondary', reason(R.HANDED_OVER, `handed ${m} over to ${event.to} at epoch ${event.epoch}`));
+      break;
+    }
+    case 'hand-over': {
+      if (event.epoch <= s().epoch && s().epoch !== 0 && event.epoch !== s().epoch) {
+        out.actions.push({ type: 'refused', what: `hand-over from ${event.from}`, reason: reason(R.STALE_EPOCH_REFUSED, `refused a hand-over of ${m} at epoch ${event.epoch}: epoch ${s().epoch} is newer`) });
+        break;
+      }
+      if (s().role !== 'secondary') break;
+      set(out, { epoch: event.epoch });
+      become(out, 'acquiring', reason(R.SWITCHOVER, `${event.from} handed ${m} over at epoch ${event.epoch}`));
+      out.actions.push({ type: 'lease-adopt', epoch: event.epoch, inSync: event.inSync });
+      break;
+    }
+    case 'given-up': {
+      if (s().app !== 'stopped') {
+        set(out, { app: 'stopping' });
+        out.actions.push({ type: 'stop-app', reason: event.reason });
+      }
+      if (s().role === 'primary' || s().role === 'promoting' || s().role === 'handing-over') out.actions.push({ type: 'lease-release' });
+      become(out, 'out-of-service', reason(R.GIVEN_UP, `${m} is out of service on ${s().self}: ${event.reason.text}`));
+      break;
+    }
+    case 'reset':
+      if (s().role === 'out-of-service') {
+        become(out, 'secondary', reason(R.BACK_IN_SERVICE, `${m} is back in service on ${s().self}`));
+        set(out, { nextAttemptAt: now + s().timings.lease });
+      }
+      break;
+    case 'switchover': {
+      if (s().role !== 'primary') {
+        out.actions.push({ type: 'refused', what: 'switchover', reason: reason(R.NOT_PRIMARY, `cannot switch ${m} over from ${s().self}: it is ${s().role}, not primary`) });
+        break;
+      }
+      const to = event.to ?? pickTarget(s());
+      if (!to || !s().inSync.includes(to) || s().dead.includes(to)) {
+        out.actions.push({ type: 'refused', what: 'switchover', reason: reason(R.SWITCHOVER_ABORTED, `cannot switch ${m} over to ${to ?? 'another node'}: it is not an in-sync, live secondary (in sync: [${s().inSync.join(', ')}])`) });
+        break;
+      }
+      startHandOver(out, to, reason(R.SWITCHOVER, `switching ${m} over from ${s().self} to ${to}`));
+      break;
+    }
+    case 'force-failover':
+      set(out, { forceNext: true, nextAttemptAt: now });
+      break;
+    case 'tick':
+      break;
+  }
+  decide(out, now);
+  return out;
+}
+
+function liveNodes(s: MirrorState): string[] {
+  return s.nodes.filter((n) => !s.dead.includes(n));
+}
+
+function pickTarget(s: MirrorState): string | undefined {
+  return s.nodes.find((n) => n !== s.self && s.inSync.includes(n) && !s.dead.includes(n));
+}
+
+function startHandOver(out: Out, to: string, why: Reason): void {
+  out.state = { ...out.state, handOverTo: to, app: 'stopping' };
+  become(out, 'handing-over', why);
+  out.actions.push({ type: 'stop-app', reason: why });
+}
+
+function abortHandOver(out: Out, why: Reason): void {
+  // We still hold the lease: run the application again.
+  delete out.state.handOverTo;
+  out.state = { ...out.state, app: 'starting' };
+  become(out, 'promoting', reason(R.SWITCHOVER_ABORTED, `switchover of ${out.state.module} aborted: ${why.text}`));
+  out.actions.push({ type: 'start-app', epoch: out.state.epoch, reason: why });
+}
+
+/** Time-driven choices: try for the lease when no primary is heard; fail back when the preferred node is ready. */
+function decide(out: Out, now: number): void {
+  const s = out.state;
+  if (s.role === 'secondary') {
+    const silent = !s.primary || s.dead.includes(s.primary.node) || now - s.primary.heardAt > s.timings.lease;
+    if (silent && now >= s.nextAttemptAt) {
+      out.state = { ...s, nextAttemptAt: now + s.timings.renewInterval };
+      become(out, 'acquiring', reason(R.FAILOVER_ATTEMPT, s.primary ? `no word from primary ${s.primary.node} of ${s.module}: asking the voters for the lease` : `no primary of ${s.module} known: asking the voters for the lease`));
+      out.actions.push({ type: 'lease-acquire', force: s.forceNext });
+    }
+  } else if (s.role === 'primary' && s.failback === 'automatic' && s.preferredNode && s.preferredNode !== s.self) {
+    const p = s.preferredNode;
+    if (s.inSync.includes(p) && !s.dead.includes(p)) startHandOver(out, p, reason(R.FAILBACK, `failing ${s.module} back to its preferred node ${p}, which is in sync`));
+  }
+  const st = out.state;
+  if (st.role === 'secondary') out.actions.push({ type: 'wake', at: Math.max(st.nextAttemptAt, now) });
+}

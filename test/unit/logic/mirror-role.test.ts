@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { initMirror, MIRROR_REASONS as R, stepMirror, type MirrorAction, type MirrorEvent, type MirrorState } from '../../../src/logic/mirror-role.js';
+import { reason } from '../../../src/logic/step.js';
+
+const T = { lease: 800, renewInterval: 200 };
+const why = reason('TEST', 'test');
+
+/** Feeds events in order; returns the final state and every action, without wakes. */
+function run(state: MirrorState, events: [number, MirrorEvent][]): { state: MirrorState; actions: MirrorAction[] } {
+  const actions: MirrorAction[] = [];
+  for (const [now, e] of events) {
+    const step = stepMirror(state, e, now);
+    state = step.state;
+    actions.push(...step.actions.filter((a) => a.type !== 'wake'));
+  }
+  return { state, actions };
+}
+const types = (as: MirrorAction[]) => as.map((a) => (a.type === 'role-changed' ? `role:${a.to}` : a.type));
+
+function primaryA(): MirrorState {
+  const s = initMirror({ module: 'db', self: 'a', nodes: ['a', 'b'], preferredNode: 'a', failback: 'automatic', timings: T, now: 0 });
+  return run(s, [
+    [0, { type: 'tick' }],
+    [5, { type: 'lease-acquired', epoch: 1, inSync: [], forced: false, reason: why }],
+    [6, { type: 'app-started' }],
+  ]).state;
+}
+
+describe('mirror role', () => {
+  it('the preferred node asks for the lease first; the others wait their rank', () => {
+    const a = stepMirror(initMirror({ module: 'db', self: 'a', nodes: ['b', 'a'], preferredNode: 'a', timings: T, now: 0 }), { type: 'tick' }, 0);
+    assert.deepEqual(types(a.actions.filter((x) => x.type !== 'wake')), ['role:acquiring', 'lease-acquire']);
+    const b0 = stepMirror(initMirror({ module: 'db', self: 'b', nodes: ['b', 'a'], preferredNode: 'a', timings: T, now: 0 }), { type: 'tick' }, 0);
+    assert.deepEqual(types(b0.actions), ['wake']);
+    assert.equal(b0.actions[0]!.type === 'wake' && b0.actions[0]!.at, T.renewInterval);
+  });
+
+  it('starts the application only once the lease is acquired, and becomes primary when it runs', () => {
+    const s = primaryA();
+    assert.equal(s.role, 'primary');
+    assert.equal(s.app, 'running');
+    assert.equal(s.epoch, 1);
+  });
+
+  it('stops the application the moment the lease is lost (fencing), whatever the role', () => {
+    const { state, actions } = run(primaryA(), [[900, { type: 'lease-lost', epoch: 1, reason: reason('LEASE_EXPIRED', 'not renewed') }]]);
+    assert.deepEqual(types(actions), ['stop-app', 'role:secondary']);
+    assert.equal(actions[0]!.type === 'stop-app' && actions[0]!.reason.code, R.DEMOTED_LEASE_LOST);
+    assert.equal(state.role, 'secondary');
+    // And an application start that completes after the loss is stopped again.
+    const late = run(state, [[901, { type: 'app-started' }]]);
+    assert.deepEqual(types(late.actions), ['stop-app']);
+  });
+
+  it('a secondary that stops hearing the primary tries for the lease after a lease length', () => {
+    let s = initMirror({ module: 'db', self: 'b', nodes: ['a', 'b'], preferredNode: 'a', timings: T, now: 0 });
+    s = run(s, [[10, { type: 'announce', from: 'a', epoch: 1, inSync: ['b'] }]]).state;
+    assert.deepEqual(types(run(s, [[10 + T.lease - 1, { type: 'tick' }]]).actions), []);
+    const later = run(s, [[10 + T.lease + T.renewInterval, { type: 'tick' }]]);
+    assert.deepEqual(types(later.actions), ['role:acquiring', 'lease-acquire']);
+  });
+
+  it('a primary reported dead makes the secondary try at once, not after the silence', () => {
+    let s = initMirror({ module: 'db', self: 'b', nodes: ['a', 'b'], timings: T, now: 0 });
+    s = run(s, [[10, { type: 'announce', from: 'a', epoch: 1, inSync: ['b'] }]]).state;
+    const r = run(s, [[300, { type: 'member', member: 'a', status: 'dead' }]]);
+    assert.deepEqual(types(r.actions), ['role:acquiring', 'lease-acquire']);
+  });
+
+  it('refuses an announcement from an older epoch', () => {
+    let s = initMirror({ module: 'db', self: 'b', nodes: ['a', 'b'], timings: T, now: 0 });
+    s = run(s, [[10, { type: 'announce', from: 'c', epoch: 3, inSync: [] }]]).state;
+    const r = run(s, [[20, { type: 'announce', from: 'a', epoch: 2, inSync: [] }]]);
+    assert.equal(r.actions[0]?.type === 'refused' && r.actions[0].reason.code, R.STALE_EPOCH_REFUSED);
+    assert.equal(r.state.primary?.node, 'c');
+  });
+
+  it('switchover: stop, final barrier, transfer, hand-over; the target adopts and starts', () => {
+    let a = primaryA();
+    a = run(a, [[50, { type: 'record-committed', inSync: ['b'] }]]).state;
+    a = { ...a, failback: 'manual' };
+    const r = run(a, [
+      [100, { type: 'switchover', to: 'b' }],
+      [110, { type: 'app-stopped' }],
+      [120, { type: 'barrier-done', ok: true }],
+      [130, { type: 'lease-transferred', epoch: 2, to: 'b' }],
+    ]);
+    assert.deepEqual(types(r.actions), ['role:handing-over', 'stop-app', 'final-barrier', 'lease-transfer', 'send-hand-over', 'role:secondary']);
+    const handOver = r.actions.find((x) => x.type === 'send-hand-over');
+    assert.deepEqual(handOver?.type === 'send-hand-over' && handOver.inSync, ['a']);
+    let b = initMirror({ module: 'db', self: 'b', nodes: ['a', 'b'], timings: T, now: 0 });
+    b = run(b, [[10, { type: 'announce', from: 'a', epoch: 1, inSync: ['b'] }]]).state;
+    const rb = run(b, [
+      [131, { type: 'hand-over', from: 'a', epoch: 2, inSync: ['a'] }],
+      [135, { type: 'lease-acquired', epoch: 2, inSync: ['a'], forced: false, reason: why }],
+      [140, { type: 'app-started' }],
+    ]);
+    assert.deepEqual(types(rb.actions), ['role:acquiring', 'lease-adopt', 'role:promoting', 'start-app', 'role:primary']);
+  });
+
+  it('refuses a switchover to a node that is not in sync, and aborts cleanly when the final barrier fails', () => {
+    const a = primaryA();
+    const refused = run({ ...a, failback: 'manual' }, [[100, { type: 'switchover', to: 'b' }]]);
+    assert.deepEqual(types(refused.actions), ['refused']);
+    assert.equal(refused.state.app, 'running');
+    const synced = run({ ...a, failback: 'manual' }, [[50, { type: 'record-committed', inSync: ['b'] }]]).state;
+    const aborted = run(synced, [
+      [100, { type: 'switchover' }],
+      [110, { type: 'app-stopped' }],
+      [120, { type: 'barrier-done', ok: false, reason: reason('BARRIER_TIMEOUT', 'b did not acknowledge') }],
+    ]);
+    assert.deepEqual(types(aborted.actions).slice(-2), ['role:promoting', 'start-app']);
+  });
+
+  it('fails back to the preferred node once it is in sync (automatic failback)', () => {
+    let b = initMirror({ module: 'db', self: 'b', nodes: ['a', 'b'], preferredNode: 'a', failback: 'automatic', timings: T, now: 0 });
+    b = run(b, [
+      [0, { type: 'member', member: 'a', status: 'dead' }],
+      [300, { type: 'tick' }],
+      [305, { type: 'lease-acquired', epoch: 2, inSync: [], forced: false, reason: why }],
+      [310, { type: 'app-started' }],
+      [320, { type: 'member', member: 'a', status: 'alive' }],
+    ]).state;
+    assert.equal(b.role, 'primary', 'a is alive but not yet in sync: no failback');
+    const r = run(b, [[5000, { type: 'record-committed', inSync: ['a'] }]]);
+    assert.deepEqual(types(r.actions), ['role:handing-over', 'stop-app']);
+    assert.equal(r.actions[0]!.type === 'role-changed' && r.actions[0]!.reason.code, R.FAILBACK);
+  });
+
+  it('given up by the restart policy: stops, releases the lease, takes no role until reset', () => {
+    const r = run(primaryA(), [[100, { type: 'given-up', reason: reason('RESTART_GIVE_UP', '3 restarts in 5m did not help') }]]);
+    assert.deepEqual(types(r.actions), ['stop-app', 'lease-release', 'role:out-of-service']);
+    const idle = run(r.state, [[10_000, { type: 'tick' }]]);
+    assert.deepEqual(types(idle.actions), []);
+    const back = run(r.state, [[10_000, { type: 'reset' }], [10_000 + T.lease, { type: 'tick' }]]);
+    assert.deepEqual(types(back.actions), ['role:secondary', 'role:acquiring', 'lease-acquire']);
+  });
+
+  it('an operator force asks for the lease without proof of sync', () => {
+    let b = initMirror({ module: 'db', self: 'b', nodes: ['a', 'b'], timings: T, now: 0 });
+    b = run(b, [[10, { type: 'announce', from: 'a', epoch: 1, inSync: [] }], [20, { type: 'member', member: 'a', status: 'dead' }]]).state;
+    b = run(b, [[30, { type: 'lease-failed', reason: reason('LEASE_NOT_IN_SYNC', 'not in sync') }]]).state;
+    const r = run(b, [[40, { type: 'force-failover' }]]);
+    const acquire = r.actions.find((x) => x.type === 'lease-acquire');
+    assert.equal(acquire?.type === 'lease-acquire' && acquire.force, true);
+  });
+});
