@@ -1,0 +1,228 @@
+/**
+ * Replication bookkeeping on a mirror module's primary: numbers the captured
+ * changes, ships them to the secondaries in order, tracks what each one has
+ * made durable, keeps the in-sync set honest, and answers barriers.
+ *
+ * Guarantee 2 lives here. A barrier returns only when every change before it
+ * is durable on every member of the *committed* in-sync set, and that set
+ * has at least one member. A lagging or lost secondary is removed from the
+ * set by a commit through the lease (propose-in-sync → committed) before any
+ * barrier may return without it. A caught-up secondary rejoins the same way.
+ */
+import { reason, type Reason, type Step } from './step.js';
+import type { ReplicationMessage } from './replication-messages.js';
+
+export interface ReplicationTimings {
+  /** An in-sync secondary that leaves a change unacknowledged this long is lagging. */
+  lagTimeout: number;
+  /** Unacknowledged changes are sent again after this. */
+  retransmitInterval: number;
+  /** Changes kept for resuming secondaries; beyond it a returning one gets a snapshot. */
+  maxLog: number;
+}
+
+export interface SecondaryTrack {
+  connected: boolean;
+  /** Highest seq it made durable (contiguous) in this epoch; -1 before its hello. */
+  acked: number;
+  lastSentAt: number;
+  /** Waiting for a snapshot to be acknowledged. */
+  snapshotting: boolean;
+}
+
+export interface ReplicationPrimaryState {
+  module: string;
+  self: string;
+  epoch: number;
+  timings: ReplicationTimings;
+  seq: number;
+  /** Recent changes, oldest first. */
+  log: { seq: number; data: string; at: number }[];
+  secondaries: Record<string, SecondaryTrack>;
+  committedInSync: readonly string[];
+  proposed?: readonly string[];
+  barriers: { id: string; seq: number; deadline: number }[];
+  refusedStale: number;
+}
+
+export type ReplicationPrimaryEvent =
+  | { type: 'change'; data: string }
+  | { type: 'receive'; from: string; message: ReplicationMessage }
+  | { type: 'peer'; node: string; status: 'alive' | 'dead' }
+  | { type: 'barrier'; id: string; deadline: number }
+  | { type: 'committed'; inSync: readonly string[] }
+  | { type: 'tick' };
+
+export type ReplicationPrimaryAction =
+  | { type: 'send'; to: string; message: ReplicationMessage }
+  /** The driver builds the snapshot (whole data, or block-hash resync) and sends it as repl-snapshot at `seq`. */
+  | { type: 'send-snapshot'; to: string; seq: number }
+  | { type: 'propose-in-sync'; inSync: readonly string[]; reason: Reason }
+  | { type: 'barrier-done'; id: string; ok: boolean; reason: Reason }
+  | { type: 'wake'; at: number };
+
+export const REPLICATION_REASONS = {
+  BARRIER_DONE: 'BARRIER_DONE',
+  BARRIER_TIMEOUT: 'BARRIER_TIMEOUT',
+  BARRIER_NO_IN_SYNC: 'BARRIER_NO_IN_SYNC',
+  SECONDARY_LAGGING: 'SECONDARY_LAGGING',
+  SECONDARY_LOST: 'SECONDARY_LOST',
+  SECONDARY_CAUGHT_UP: 'SECONDARY_CAUGHT_UP',
+} as const;
+const R = REPLICATION_REASONS;
+
+export function initReplicationPrimary(o: { module: string; self: string; epoch: number; secondaries: readonly string[]; inSync: readonly string[]; timings: ReplicationTimings; seq?: number }): ReplicationPrimaryState {
+  const secondaries: Record<string, SecondaryTrack> = {};
+  for (const n of o.secondaries) if (n !== o.self) secondaries[n] = { connected: false, acked: -1, lastSentAt: -Infinity, snapshotting: false };
+  return { module: o.module, self: o.self, epoch: o.epoch, timings: o.timings, seq: o.seq ?? 0, log: [], secondaries, committedInSync: [...o.inSync].sort(), barriers: [], refusedStale: 0 };
+}
+
+type Out = { state: ReplicationPrimaryState; actions: ReplicationPrimaryAction[] };
+
+export function stepReplicationPrimary(state: ReplicationPrimaryState, event: ReplicationPrimaryEvent, now: number): Step<ReplicationPrimaryState, ReplicationPrimaryAction> {
+  const out: Out = { state, actions: [] };
+  const s = () => out.state;
+  switch (event.type) {
+    case 'change': {
+      const seq = s().seq + 1;
+      const log = [...s().log, { seq, data: event.data, at: now }];
+      while (log.length > s().timings.maxLog) log.shift();
+      out.state = { ...s(), seq, log };
+      for (const [n, t] of Object.entries(s().secondaries)) {
+        if (t.connected && !t.snapshotting && t.acked === seq - 1) {
+          out.actions.push({ type: 'send', to: n, message: { type: 'repl-change', module: s().module, epoch: s().epoch, seq, data: event.data } });
+          track(out, n, { lastSentAt: now });
+        }
+      }
+      break;
+    }
+    case 'receive':
+      onMessage(out, event.from, event.message, now);
+      break;
+    case 'peer': {
+      const t = s().secondaries[event.node];
+      if (!t) break;
+      if (event.status === 'dead') track(out, event.node, { connected: false });
+      break;
+    }
+    case 'barrier':
+      out.state = { ...s(), barriers: [...s().barriers, { id: event.id, seq: s().seq, deadline: event.deadline }] };
+      break;
+    case 'committed': {
+      const inSync = [...event.inSync].filter((n) => n !== s().self).sort();
+      out.state = { ...s(), committedInSync: inSync };
+      if (s().proposed && s().proposed!.join() === inSync.join()) delete out.state.proposed;
+      break;
+    }
+    case 'tick':
+      break;
+  }
+  housekeeping(out, now);
+  return out;
+}
+
+function track(out: Out, node: string, patch: Partial<SecondaryTrack>): void {
+  const t = out.state.secondaries[node];
+  if (!t) return;
+  out.state = { ...out.state, secondaries: { ...out.state.secondaries, [node]: { ...t, ...patch } } };
+}
+
+function onMessage(out: Out, from: string, msg: ReplicationMessage, now: number): void {
+  const s = out.state;
+  const t = s.secondaries[from];
+  if (!t || msg.module !== s.module) return;
+  if (msg.epoch !== s.epoch) {
+    // Fencing: a message of another epoch is not about this primary's history.
+    out.state = { ...s, refusedStale: s.refusedStale + 1 };
+    return;
+  }
+  if (msg.type === 'repl-ack') {
+    const acked = Math.max(t.acked, Math.min(msg.seq, s.seq));
+    // An ack is a true statement about this epoch's history, so it counts even mid-snapshot;
+    // housekeeping ends the snapshot once the secondary acknowledged anything.
+    track(out, from, { acked, connected: true });
+    if (acked < out.state.seq) resend(out, from, now);
+  } else if (msg.type === 'repl-hello') {
+    const first = s.log[0]?.seq ?? s.seq + 1;
+    const canResume = msg.dataEpoch === s.epoch && msg.applied <= s.seq && msg.applied + 1 >= first;
+    if (canResume) {
+      track(out, from, { connected: true, acked: msg.applied, snapshotting: false });
+      resend(out, from, now);
+    } else {
+      track(out, from, { connected: true, acked: -1, snapshotting: true, lastSentAt: now });
+      out.actions.push({ type: 'send-snapshot', to: from, seq: s.seq });
+    }
+  }
+}
+
+function resend(out: Out, node: string, now: number): void {
+  const s = out.state;
+  const t = s.secondaries[node]!;
+  const missing = s.log.filter((c) => c.seq > t.acked);
+  if (missing.length === 0) return;
+  if (missing[0]!.seq !== t.acked + 1) {
+    // The log no longer reaches back far enough: resync with a snapshot.
+    track(out, node, { snapshotting: true, acked: -1, lastSentAt: now });
+    out.actions.push({ type: 'send-snapshot', to: node, seq: s.seq });
+    return;
+  }
+  for (const c of missing) out.actions.push({ type: 'send', to: node, message: { type: 'repl-change', module: s.module, epoch: s.epoch, seq: c.seq, data: c.data } });
+  track(out, node, { lastSentAt: now });
+}
+
+function housekeeping(out: Out, now: number): void {
+  const s = out.state;
+  // Snapshot done: acknowledged up to (at least) the snapshot's seq.
+  for (const [n, t] of Object.entries(s.secondaries)) {
+    if (t.snapshotting && t.acked >= 0) track(out, n, { snapshotting: false });
+  }
+  // Retransmit to connected secondaries that are behind.
+  for (const [n, t] of Object.entries(out.state.secondaries)) {
+    if (t.connected && !t.snapshotting && t.acked >= 0 && t.acked < out.state.seq && now - t.lastSentAt >= s.timings.retransmitInterval) resend(out, n, now);
+  }
+  // Who should be in sync: connected, everything acknowledged, or in the committed set and not lagging.
+  const desired: string[] = [];
+  for (const [n, t] of Object.entries(out.state.secondaries)) {
+    const caughtUp = t.connected && !t.snapshotting && t.acked === out.state.seq;
+    const oldestUnacked = out.state.log.find((c) => c.seq === t.acked + 1);
+    const lagging = !t.connected || t.snapshotting || t.acked < 0 || (oldestUnacked !== undefined && now - oldestUnacked.at >= s.timings.lagTimeout) || (t.acked < out.state.seq && !oldestUnacked);
+    if (caughtUp || (out.state.committedInSync.includes(n) && !lagging)) desired.push(n);
+  }
+  desired.sort();
+  const current = out.state.proposed ?? out.state.committedInSync;
+  if (desired.join() !== current.join()) {
+    const removed = current.filter((n) => !desired.includes(n));
+    const added = desired.filter((n) => !current.includes(n));
+    const text = removed.length
+      ? `${removed.join(', ')} ${removed.length > 1 ? 'are' : 'is'} no longer in sync with ${s.module}: ${removed.map((n) => (out.state.secondaries[n]!.connected ? 'lagging behind' : 'lost')).join(', ')}`
+      : `${added.join(', ')} caught up with ${s.module}`;
+    const code = removed.length ? (removed.some((n) => !out.state.secondaries[n]!.connected) ? R.SECONDARY_LOST : R.SECONDARY_LAGGING) : R.SECONDARY_CAUGHT_UP;
+    out.state = { ...out.state, proposed: desired };
+    out.actions.push({ type: 'propose-in-sync', inSync: desired, reason: reason(code, text) });
+  }
+  // Barriers: durable on every member of the committed in-sync set, which is not empty.
+  const inSync = out.state.committedInSync;
+  const remaining: ReplicationPrimaryState['barriers'] = [];
+  for (const b of out.state.barriers) {
+    const done = inSync.length > 0 && inSync.every((n) => (out.state.secondaries[n]?.acked ?? -1) >= b.seq);
+    if (done) {
+      out.actions.push({ type: 'barrier-done', id: b.id, ok: true, reason: reason(R.BARRIER_DONE, `every change up to ${b.seq} of ${s.module} is durable on ${inSync.join(', ')}`) });
+    } else if (now >= b.deadline) {
+      const why = inSync.length === 0
+        ? reason(R.BARRIER_NO_IN_SYNC, `barrier of ${s.module} failed: no secondary is in sync, so no change is durable on two nodes`)
+        : reason(R.BARRIER_TIMEOUT, `barrier of ${s.module} timed out: not yet durable on ${inSync.filter((n) => (out.state.secondaries[n]?.acked ?? -1) < b.seq).join(', ')}`);
+      out.actions.push({ type: 'barrier-done', id: b.id, ok: false, reason: why });
+    } else remaining.push(b);
+  }
+  out.state = { ...out.state, barriers: remaining };
+  // Next wake: the earliest barrier deadline, lag limit or retransmission.
+  let at = Infinity;
+  for (const b of remaining) at = Math.min(at, b.deadline);
+  for (const t of Object.values(out.state.secondaries)) {
+    if (!t.connected || t.acked < 0 || t.acked >= out.state.seq) continue;
+    const c = out.state.log.find((x) => x.seq === t.acked + 1);
+    if (c) at = Math.min(at, c.at + s.timings.lagTimeout);
+    at = Math.min(at, t.lastSentAt + s.timings.retransmitInterval);
+  }
+  if (at < Infinity) out.actions.push({ type: 'wake', at: Math.max(at, now) });
+}

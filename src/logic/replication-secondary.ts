@@ -1,0 +1,74 @@
+/**
+ * Replication on a secondary: applies the primary's changes strictly in
+ * order, makes each durable before acknowledging it, refuses anything from
+ * an older epoch, and says hello to a new primary so it can resume from the
+ * secondary's position or resync it with a snapshot.
+ */
+import type { Step } from './step.js';
+import type { ReplicationMessage } from './replication-messages.js';
+
+export interface ReplicationSecondaryState {
+  module: string;
+  self: string;
+  /** Highest epoch known (from the lease record or messages). */
+  epoch: number;
+  primary?: string;
+  /** Epoch of the primary whose history the local data continues. */
+  dataEpoch: number;
+  /** Last change applied and durable, in `dataEpoch`'s numbering. */
+  applied: number;
+  refusedStale: number;
+}
+
+export type ReplicationSecondaryEvent =
+  | { type: 'primary'; node: string; epoch: number }
+  | { type: 'receive'; from: string; message: ReplicationMessage };
+
+export type ReplicationSecondaryAction =
+  /** Write the change and make it durable (fsync) before the next action. */
+  | { type: 'apply'; seq: number; data: string }
+  /** Replace the replicated data with the snapshot (conflicting local changes are set aside), durably. */
+  | { type: 'apply-snapshot'; seq: number; data: string }
+  | { type: 'send'; to: string; message: ReplicationMessage };
+
+export function initReplicationSecondary(o: { module: string; self: string; dataEpoch: number; applied: number; epoch?: number }): ReplicationSecondaryState {
+  return { module: o.module, self: o.self, epoch: Math.max(o.epoch ?? 0, o.dataEpoch), dataEpoch: o.dataEpoch, applied: o.applied, refusedStale: 0 };
+}
+
+export function stepReplicationSecondary(state: ReplicationSecondaryState, event: ReplicationSecondaryEvent, _now: number): Step<ReplicationSecondaryState, ReplicationSecondaryAction> {
+  const s = state;
+  const hello = (to: string, epoch: number): ReplicationSecondaryAction => ({ type: 'send', to, message: { type: 'repl-hello', module: s.module, epoch, dataEpoch: s.dataEpoch, applied: s.applied } });
+  if (event.type === 'primary') {
+    if (event.epoch < s.epoch || (event.epoch === s.epoch && event.node === s.primary)) return { state: s, actions: [] };
+    return { state: { ...s, epoch: event.epoch, primary: event.node }, actions: [hello(event.node, event.epoch)] };
+  }
+  const msg = event.message;
+  if (msg.module !== s.module || msg.type === 'repl-ack' || msg.type === 'repl-hello') return { state: s, actions: [] };
+  if (msg.epoch < s.epoch) return { state: { ...s, refusedStale: s.refusedStale + 1 }, actions: [] };
+  let st = s;
+  const actions: ReplicationSecondaryAction[] = [];
+  if (msg.epoch > s.epoch || s.primary !== event.from) {
+    // A new primary speaks first: learn it, and tell it where we stand.
+    st = { ...s, epoch: msg.epoch, primary: event.from };
+    if (msg.type === 'repl-change') return { state: st, actions: [{ type: 'send', to: event.from, message: { type: 'repl-hello', module: s.module, epoch: msg.epoch, dataEpoch: s.dataEpoch, applied: s.applied } }] };
+  }
+  const ack = (seq: number): ReplicationSecondaryAction => ({ type: 'send', to: event.from, message: { type: 'repl-ack', module: s.module, epoch: msg.epoch, seq } });
+  if (msg.type === 'repl-snapshot') {
+    st = { ...st, dataEpoch: msg.epoch, applied: msg.seq };
+    actions.push({ type: 'apply-snapshot', seq: msg.seq, data: msg.data }, ack(msg.seq));
+    return { state: st, actions };
+  }
+  // repl-change
+  if (st.dataEpoch !== msg.epoch) {
+    // Our data continues another primary's history: only a snapshot can bring us in line.
+    return { state: st, actions: [hello(event.from, msg.epoch)] };
+  }
+  if (msg.seq === st.applied + 1) {
+    st = { ...st, applied: msg.seq };
+    actions.push({ type: 'apply', seq: msg.seq, data: msg.data }, ack(msg.seq));
+  } else {
+    // A duplicate or a gap: say where we are; the primary resends what is missing.
+    actions.push(ack(st.applied));
+  }
+  return { state: st, actions };
+}

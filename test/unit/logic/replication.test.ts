@@ -1,0 +1,172 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { ReplicationMessage } from '../../../src/logic/replication-messages.js';
+import { initReplicationPrimary, REPLICATION_REASONS as R, stepReplicationPrimary, type ReplicationPrimaryAction, type ReplicationPrimaryEvent, type ReplicationPrimaryState } from '../../../src/logic/replication-primary.js';
+import { initReplicationSecondary, stepReplicationSecondary, type ReplicationSecondaryState } from '../../../src/logic/replication-secondary.js';
+
+const TIMINGS = { lagTimeout: 500, retransmitInterval: 100, maxLog: 1000 };
+
+/** A primary `a` and secondaries; messages go through `deliver`, which a test may hold back. */
+class Rig {
+  now = 0;
+  primary: ReplicationPrimaryState;
+  secondaries = new Map<string, ReplicationSecondaryState>();
+  data = new Map<string, string[]>();
+  outbox: { from: string; to: string; message: ReplicationMessage }[] = [];
+  results: ReplicationPrimaryAction[] = [];
+  blocked = new Set<string>();
+
+  constructor(names: string[], inSync: string[] = []) {
+    this.primary = initReplicationPrimary({ module: 'db', self: 'a', epoch: 1, secondaries: names, inSync, timings: TIMINGS });
+    this.data.set('a', []);
+    for (const n of names) {
+      this.secondaries.set(n, initReplicationSecondary({ module: 'db', self: n, dataEpoch: 1, applied: 0 }));
+      this.data.set(n, []);
+      this.toPrimary(n, { type: 'repl-hello', module: 'db', epoch: 1, dataEpoch: 1, applied: 0 });
+    }
+    this.flush();
+  }
+
+  p(event: ReplicationPrimaryEvent): void {
+    const step = stepReplicationPrimary(this.primary, event, this.now);
+    this.primary = step.state;
+    for (const a of step.actions) {
+      if (a.type === 'send') this.outbox.push({ from: 'a', to: a.to, message: a.message });
+      else if (a.type === 'send-snapshot') this.outbox.push({ from: 'a', to: a.to, message: { type: 'repl-snapshot', module: 'db', epoch: this.primary.epoch, seq: a.seq, data: JSON.stringify(this.data.get('a')) } });
+      else if (a.type !== 'wake') this.results.push(a);
+    }
+  }
+
+  write(id: string): void {
+    this.data.get('a')!.push(id);
+    this.p({ type: 'change', data: id });
+  }
+
+  toPrimary(from: string, message: ReplicationMessage): void {
+    this.outbox.push({ from, to: 'a', message });
+  }
+
+  flush(): void {
+    while (this.outbox.length) {
+      const m = this.outbox.shift()!;
+      if (this.blocked.has(m.from) || this.blocked.has(m.to)) continue;
+      if (m.to === 'a') this.p({ type: 'receive', from: m.from, message: m.message });
+      else {
+        const step = stepReplicationSecondary(this.secondaries.get(m.to)!, { type: 'receive', from: m.from, message: m.message }, this.now);
+        this.secondaries.set(m.to, step.state);
+        for (const a of step.actions) {
+          if (a.type === 'apply') this.data.get(m.to)!.push(a.data);
+          else if (a.type === 'apply-snapshot') this.data.set(m.to, JSON.parse(a.data));
+          else this.outbox.push({ from: m.to, to: a.to, message: a.message });
+        }
+      }
+    }
+  }
+
+  at(now: number): void {
+    this.now = now;
+    this.p({ type: 'tick' });
+    this.flush();
+  }
+
+  proposals(): string[] {
+    return this.results.filter((r) => r.type === 'propose-in-sync').map((r) => (r.type === 'propose-in-sync' ? r.inSync.join(',') : ''));
+  }
+
+  barrier(id: string) {
+    return this.results.find((r) => r.type === 'barrier-done' && r.id === id) as Extract<ReplicationPrimaryAction, { type: 'barrier-done' }> | undefined;
+  }
+}
+
+describe('replication: primary and secondaries', () => {
+  it('ships changes in order, secondaries apply and acknowledge, and caught-up secondaries are proposed in sync', () => {
+    const rig = new Rig(['b', 'c']);
+    assert.deepEqual(rig.proposals(), ['b', 'b,c'], 'each secondary is proposed once it caught up (nothing to catch up here)');
+    rig.p({ type: 'committed', inSync: ['b', 'c'] });
+    for (const id of ['w1', 'w2', 'w3']) rig.write(id);
+    rig.flush();
+    assert.deepEqual(rig.data.get('b'), ['w1', 'w2', 'w3']);
+    assert.deepEqual(rig.data.get('c'), ['w1', 'w2', 'w3']);
+  });
+
+  it('a barrier returns only when every committed in-sync secondary made the changes durable', () => {
+    const rig = new Rig(['b', 'c']);
+    rig.p({ type: 'committed', inSync: ['b', 'c'] });
+    rig.blocked.add('c');
+    rig.write('w1');
+    rig.p({ type: 'barrier', id: 'x', deadline: 10_000 });
+    rig.flush();
+    assert.equal(rig.barrier('x'), undefined, 'c has not acknowledged');
+    rig.blocked.delete('c');
+    rig.at(150); // retransmission reaches c
+    assert.equal(rig.barrier('x')?.ok, true);
+    assert.equal(rig.barrier('x')?.reason.code, R.BARRIER_DONE);
+  });
+
+  it('a lagging secondary is proposed out of sync, and the barrier waits for that commit before returning without it', () => {
+    const rig = new Rig(['b', 'c']);
+    rig.p({ type: 'committed', inSync: ['b', 'c'] });
+    rig.blocked.add('c');
+    rig.write('w1');
+    rig.p({ type: 'barrier', id: 'x', deadline: 10_000 });
+    rig.flush();
+    rig.at(TIMINGS.lagTimeout + 1);
+    const last = rig.results.filter((r) => r.type === 'propose-in-sync').at(-1);
+    assert.equal(last?.type === 'propose-in-sync' && last.inSync.join(), 'b');
+    assert.equal(last?.type === 'propose-in-sync' && last.reason.code, R.SECONDARY_LAGGING);
+    assert.equal(rig.barrier('x'), undefined, 'not before the removal of c is committed');
+    rig.p({ type: 'committed', inSync: ['b'] });
+    assert.equal(rig.barrier('x')?.ok, true);
+  });
+
+  it('with no secondary in sync a barrier fails at its deadline, saying so', () => {
+    const rig = new Rig(['b']);
+    rig.blocked.add('b');
+    rig.write('w1');
+    rig.p({ type: 'barrier', id: 'x', deadline: 300 });
+    rig.at(299);
+    assert.equal(rig.barrier('x'), undefined);
+    rig.at(300);
+    assert.equal(rig.barrier('x')?.ok, false);
+    assert.equal(rig.barrier('x')?.reason.code, R.BARRIER_NO_IN_SYNC);
+  });
+
+  it('a lost change is sent again; the secondary never applies out of order', () => {
+    const rig = new Rig(['b']);
+    rig.p({ type: 'committed', inSync: ['b'] });
+    rig.write('w1');
+    rig.outbox = []; // w1 lost on the wire
+    rig.write('w2'); // not sent: b has not acknowledged w1
+    rig.flush();
+    assert.deepEqual(rig.data.get('b'), []);
+    rig.at(TIMINGS.retransmitInterval);
+    assert.deepEqual(rig.data.get('b'), ['w1', 'w2']);
+  });
+
+  it('fencing: a secondary refuses changes of an older epoch, and the primary ignores stale acknowledgements', () => {
+    let sec = initReplicationSecondary({ module: 'db', self: 'b', dataEpoch: 2, applied: 5, epoch: 2 });
+    const step = stepReplicationSecondary(sec, { type: 'receive', from: 'old', message: { type: 'repl-change', module: 'db', epoch: 1, seq: 6, data: 'x' } }, 0);
+    sec = step.state;
+    assert.deepEqual(step.actions, []);
+    assert.equal(sec.refusedStale, 1);
+    const rig = new Rig(['b']);
+    rig.p({ type: 'receive', from: 'b', message: { type: 'repl-ack', module: 'db', epoch: 0, seq: 99 } });
+    assert.equal(rig.primary.refusedStale, 1);
+    assert.equal(rig.primary.secondaries.b!.acked, 0);
+  });
+
+  it('a secondary whose data continues another epoch is resynced by a snapshot', () => {
+    const rig = new Rig([]);
+    rig.primary = initReplicationPrimary({ module: 'db', self: 'a', epoch: 3, secondaries: ['b'], inSync: [], timings: TIMINGS });
+    rig.data.set('a', ['w1', 'w2']);
+    rig.secondaries.set('b', initReplicationSecondary({ module: 'db', self: 'b', dataEpoch: 2, applied: 7 }));
+    rig.data.set('b', ['w1', 'stray']);
+    rig.p({ type: 'change', data: 'w3' });
+    rig.data.get('a')!.push('w3');
+    rig.secondaries.set('b', stepReplicationSecondary(rig.secondaries.get('b')!, { type: 'primary', node: 'a', epoch: 3 }, 0).state);
+    rig.toPrimary('b', { type: 'repl-hello', module: 'db', epoch: 3, dataEpoch: 2, applied: 7 });
+    rig.flush();
+    assert.deepEqual(rig.data.get('b'), ['w1', 'w2', 'w3']);
+    assert.deepEqual(rig.proposals().at(-1), 'b');
+  });
+});
