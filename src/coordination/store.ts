@@ -6,10 +6,13 @@
  *
  * The contract, method by method (how critical each call is):
  *
- * - acquire(module)      ATOMIC. Resolves only when this node holds the lease
+ * - acquire(module, {dataEpoch})
+ *                        ATOMIC. Resolves only when this node holds the lease
  *                        with an epoch above every earlier epoch, and only if it
- *                        is in the committed in-sync set (or was the holder, or
- *                        no record exists, or `force`). Settles within the
+ *                        is in the committed in-sync set or was its holder AND
+ *                        its data continues that record's epoch (`dataEpoch`;
+ *                        a node that lost its disk is in sync with nothing), or
+ *                        no record exists, or `force`. Settles within the
  *                        request timeout; on rejection nothing is held.
  * - renewal              AUTOMATIC, inside the store, every renew interval.
  *                        A lease is valid until `validUntil` on this node's
@@ -56,10 +59,18 @@ export type LeaseEvent =
   | { type: 'transferred'; module: string; epoch: number; to: string; reason: Reason }
   | { type: 'released'; module: string; epoch: number; reason: Reason };
 
+export interface AcquireOptions {
+  /** The epoch whose history this node's data continues; 0 when it holds none. */
+  dataEpoch: number;
+  /** Take the lease without proof of being in sync (an operator's decision: data may be lost). */
+  force?: boolean;
+}
+
 export interface CoordinationStore {
   readonly self: string;
-  acquire(module: string, options?: { force?: boolean }): Promise<Lease>;
-  adopt(module: string, epoch: number, inSync: readonly string[]): Promise<Lease>;
+  acquire(module: string, options: AcquireOptions): Promise<Lease>;
+  /** `dataEpoch`: the epoch whose history this node's data continues (the old holder's). */
+  adopt(module: string, epoch: number, inSync: readonly string[], dataEpoch: number): Promise<Lease>;
   commitInSync(module: string, inSync: readonly string[]): Promise<LeaseRecord>;
   transfer(module: string, to: string): Promise<number>;
   release(module: string): Promise<void>;

@@ -323,5 +323,10 @@ function decide(out: Out, now: number): void {
     if (s.inSync.includes(p) && !s.dead.includes(p)) startHandOver(out, p, reason(R.FAILBACK, `failing ${s.module} back to its preferred node ${p}, which is in sync`));
   }
   const st = out.state;
-  if (st.role === 'secondary') out.actions.push({ type: 'wake', at: Math.max(st.nextAttemptAt, now) });
+  if (st.role === 'secondary') {
+    // While a live primary is heard, the next thing to check is whether its silence outlasts a lease.
+    let at = st.nextAttemptAt;
+    if (st.primary && !st.dead.includes(st.primary.node)) at = Math.max(at, st.primary.heardAt + st.timings.lease + 1);
+    out.actions.push({ type: 'wake', at: Math.max(at, now) });
+  }
 }

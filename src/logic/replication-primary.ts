@@ -141,7 +141,8 @@ function onMessage(out: Out, from: string, msg: ReplicationMessage, now: number)
     // An ack is a true statement about this epoch's history, so it counts even mid-snapshot;
     // housekeeping ends the snapshot once the secondary acknowledged anything.
     track(out, from, { acked, connected: true });
-    if (acked < out.state.seq) resend(out, from, now);
+    // Behind: resend, but at most once per retransmit interval (a burst of duplicate acks must not multiply traffic).
+    if (acked < out.state.seq && now - t.lastSentAt >= s.timings.retransmitInterval) resend(out, from, now);
   } else if (msg.type === 'repl-hello') {
     const first = s.log[0]?.seq ?? s.seq + 1;
     const canResume = msg.dataEpoch === s.epoch && msg.applied <= s.seq && msg.applied + 1 >= first;
@@ -221,8 +222,9 @@ function housekeeping(out: Out, now: number): void {
   for (const t of Object.values(out.state.secondaries)) {
     if (!t.connected || t.acked < 0 || t.acked >= out.state.seq) continue;
     const c = out.state.log.find((x) => x.seq === t.acked + 1);
-    if (c) at = Math.min(at, c.at + s.timings.lagTimeout);
-    at = Math.min(at, t.lastSentAt + s.timings.retransmitInterval);
+    // Only deadlines still ahead: one already passed has been acted on.
+    if (c && c.at + s.timings.lagTimeout > now) at = Math.min(at, c.at + s.timings.lagTimeout);
+    if (!t.snapshotting) at = Math.min(at, Math.max(t.lastSentAt + s.timings.retransmitInterval, now + 1));
   }
   if (at < Infinity) out.actions.push({ type: 'wake', at: Math.max(at, now) });
 }

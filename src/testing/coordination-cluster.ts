@@ -50,8 +50,10 @@ export function makeCoordinationCluster(kind: CoordinationKind, nodes: string[],
   }
   const net = new MemoryNetwork<LeaseMessage>(clock, 1);
   const voters = [...nodes, ...witnesses];
+  const voterHosts = new Map<string, { close(): void }>();
   for (const self of voters) {
     const member = startMajorityMember({ self, voters, timings, clock, transport: net.transport(self), disk: new MemoryVoterDisk(), isNode: nodes.includes(self) });
+    voterHosts.set(self, member.voter);
     if (member.store) stores.set(self, member.store);
   }
   return {
@@ -62,6 +64,7 @@ export function makeCoordinationCluster(kind: CoordinationKind, nodes: string[],
     crash: async (m) => {
       net.down.add(m);
       await stores.get(m)?.close();
+      voterHosts.get(m)?.close();
     },
   };
 }

@@ -29,12 +29,12 @@ for (const kind of KINDS) {
 
     it('acquire gives one holder epoch 1 and an empty in-sync set; a second candidate is told who holds it', async () => {
       const c = await ready();
-      const lease = await c.clock.wait(c.store('a').acquire('db'));
+      const lease = await c.clock.wait(c.store('a').acquire('db', { dataEpoch: 0 }));
       assert.equal(lease.holder, 'a');
       assert.equal(lease.epoch, 1);
       assert.deepEqual(lease.record.inSync, []);
       assert.ok(lease.validUntil > c.clock.now());
-      const err = await rejection(c, c.store('b').acquire('db'));
+      const err = await rejection(c, c.store('b').acquire('db', { dataEpoch: 1 }));
       assert.equal(err.code, 'SKYHA_ERR_COORD_HELD');
       assert.equal(err.holder, 'a');
       assert.ok((err.retryAfter ?? 0) > 0);
@@ -44,7 +44,7 @@ for (const kind of KINDS) {
       const c = await ready();
       const events: LeaseEvent[] = [];
       c.store('a').watch((e) => events.push(e));
-      await c.clock.wait(c.store('a').acquire('db'));
+      await c.clock.wait(c.store('a').acquire('db', { dataEpoch: 0 }));
       await c.clock.advance(c.timings.lease * 5);
       assert.ok(c.store('a').held('db'), 'still held');
       assert.ok(events.filter((e) => e.type === 'renewed').length >= 15);
@@ -55,7 +55,7 @@ for (const kind of KINDS) {
       const c = await ready();
       const lostAt: number[] = [];
       c.store('a').watch((e) => e.type === 'lost' && lostAt.push(c.clock.now()));
-      await c.clock.wait(c.store('a').acquire('db'));
+      await c.clock.wait(c.store('a').acquire('db', { dataEpoch: 0 }));
       await c.clock.wait(c.store('a').commitInSync('db', ['b']));
       c.isolate('a');
       const deadline = c.store('a').held('db')!.validUntil;
@@ -64,7 +64,7 @@ for (const kind of KINDS) {
       while (acquiredAt === undefined) {
         assert.ok(c.clock.now() < deadline + 5 * c.timings.lease, 'b never became primary');
         try {
-          epoch = (await c.clock.wait(c.store('b').acquire('db'))).epoch;
+          epoch = (await c.clock.wait(c.store('b').acquire('db', { dataEpoch: 1 }))).epoch;
           acquiredAt = c.clock.now();
         } catch (e) {
           assert.ok(e instanceof CoordinationError);
@@ -78,38 +78,52 @@ for (const kind of KINDS) {
     });
 
     it('a node outside the committed in-sync set is refused; force takes it and says data may be lost', async () => {
-      const c = await ready();
-      await c.clock.wait(c.store('a').acquire('db'));
+      const c = makeCoordinationCluster(kind, ['a', 'b', 'c'], ['w']);
+      await c.clock.advance(c.settleTime);
+      await c.clock.wait(c.store('a').acquire('db', { dataEpoch: 0 }));
+      await c.clock.wait(c.store('a').commitInSync('db', ['b']));
       await c.crash('a');
       await c.clock.advance(c.timings.lease * 2);
-      const err = await rejection(c, c.store('b').acquire('db'));
+      // c holds epoch 1 data but lagged: it was never in the in-sync set.
+      const err = await rejection(c, c.store('c').acquire('db', { dataEpoch: 1 }));
       assert.equal(err.code, 'SKYHA_ERR_COORD_NOT_IN_SYNC');
-      const forced = await c.clock.wait(c.store('b').acquire('db', { force: true }));
+      const forced = await c.clock.wait(c.store('c').acquire('db', { dataEpoch: 1, force: true }));
       assert.equal(forced.forced, true);
       // Higher than every earlier epoch; a refused attempt may have used one up at the voters.
       assert.ok(forced.epoch > 1, `epoch ${forced.epoch}`);
     });
 
+    it('a node named in sync whose data does not continue that epoch (a lost disk) is refused', async () => {
+      const c = await ready();
+      await c.clock.wait(c.store('a').acquire('db', { dataEpoch: 0 }));
+      await c.clock.wait(c.store('a').commitInSync('db', ['b']));
+      await c.crash('a');
+      await c.clock.advance(c.timings.lease * 2);
+      const err = await rejection(c, c.store('b').acquire('db', { dataEpoch: 0 }));
+      assert.equal(err.code, 'SKYHA_ERR_COORD_NOT_IN_SYNC');
+      assert.match(err.message, /continues epoch 0, not epoch 1/);
+    });
+
     it('commitInSync needs the lease, and the committed set survives the holder', async () => {
       const c = await ready();
       assert.equal((await rejection(c, c.store('b').commitInSync('db', ['a']))).code, 'SKYHA_ERR_COORD_NOT_HOLDER');
-      await c.clock.wait(c.store('a').acquire('db'));
+      await c.clock.wait(c.store('a').acquire('db', { dataEpoch: 0 }));
       const record = await c.clock.wait(c.store('a').commitInSync('db', ['b']));
       assert.deepEqual(record.inSync, ['b']);
       assert.equal(record.version, 2);
       await c.crash('a');
       await c.clock.advance(c.timings.lease * 2);
-      assert.equal((await c.clock.wait(c.store('b').acquire('db'))).epoch, 2, 'the in-sync secondary may take over');
+      assert.equal((await c.clock.wait(c.store('b').acquire('db', { dataEpoch: 1 }))).epoch, 2, 'the in-sync secondary may take over');
     });
 
     it('transfer hands the lease to the target at the next epoch, which adopts it', async () => {
       const c = await ready();
-      await c.clock.wait(c.store('a').acquire('db'));
+      await c.clock.wait(c.store('a').acquire('db', { dataEpoch: 0 }));
       await c.clock.wait(c.store('a').commitInSync('db', ['b']));
       const epoch = await c.clock.wait(c.store('a').transfer('db', 'b'));
       assert.equal(epoch, 2);
       assert.equal(c.store('a').held('db'), undefined);
-      const lease = await c.clock.wait(c.store('b').adopt('db', epoch, ['a']));
+      const lease = await c.clock.wait(c.store('b').adopt('db', epoch, ['a'], 1));
       assert.equal(lease.epoch, 2);
       assert.deepEqual(lease.record.inSync, ['a']);
       assert.equal((await rejection(c, c.store('a').transfer('db', 'a'))).code, 'SKYHA_ERR_COORD_NOT_HOLDER');
@@ -117,12 +131,12 @@ for (const kind of KINDS) {
 
     it('release frees the lease at once for an in-sync node', async () => {
       const c = await ready();
-      await c.clock.wait(c.store('a').acquire('db'));
+      await c.clock.wait(c.store('a').acquire('db', { dataEpoch: 0 }));
       await c.clock.wait(c.store('a').commitInSync('db', ['b']));
       await c.clock.wait(c.store('a').release('db'));
       assert.equal(c.store('a').held('db'), undefined);
       await c.clock.advance(5);
-      const lease = await c.clock.wait(c.store('b').acquire('db'));
+      const lease = await c.clock.wait(c.store('b').acquire('db', { dataEpoch: 1 }));
       assert.equal(lease.epoch, 2);
     });
 
@@ -131,7 +145,7 @@ for (const kind of KINDS) {
       let holder = 'a';
       let last = 0;
       for (let i = 0; i < 6; i++) {
-        const lease = await c.clock.wait(c.store(holder).acquire('db'));
+        const lease = await c.clock.wait(c.store(holder).acquire('db', { dataEpoch: last }));
         assert.ok(lease.epoch > last, `epoch ${lease.epoch} after ${last}`);
         last = lease.epoch;
         const other = holder === 'a' ? 'b' : 'a';
@@ -144,8 +158,8 @@ for (const kind of KINDS) {
 
     it('modules are independent', async () => {
       const c = await ready();
-      await c.clock.wait(c.store('a').acquire('db'));
-      const web = await c.clock.wait(c.store('b').acquire('queue'));
+      await c.clock.wait(c.store('a').acquire('db', { dataEpoch: 0 }));
+      const web = await c.clock.wait(c.store('b').acquire('queue', { dataEpoch: 0 }));
       assert.equal(web.holder, 'b');
       assert.equal(web.epoch, 1);
     });

@@ -10,7 +10,7 @@ import type { Transport } from '../../link/memory-network.js';
 import { initClient, LEASE_REASONS, stepClient, type ClientAction, type ClientEvent, type ClientState, type ClientTimings } from '../../logic/lease/client.js';
 import type { LeaseMessage, LeaseRecord } from '../../logic/lease/messages.js';
 import { reason } from '../../logic/step.js';
-import { CoordinationError, type CoordinationStore, type Lease, type LeaseEvent } from '../store.js';
+import { CoordinationError, type AcquireOptions, type CoordinationStore, type Lease, type LeaseEvent } from '../store.js';
 import { VoterHost, type VoterDiskStore } from './voter-host.js';
 
 const ERROR_FOR: Record<string, ErrorCode> = {
@@ -39,7 +39,7 @@ export interface MajorityMemberOptions {
 
 /** One member of the majority lease: its voter, and (on nodes) its store. */
 export function startMajorityMember(options: MajorityMemberOptions): { voter: VoterHost; store?: MajorityLeaseStore } {
-  const voter = new VoterHost(options.self, options.timings, options.clock, options.disk, (to, m) => options.transport.send(to, m));
+  const voter = new VoterHost(options.self, options.voters, options.timings, options.clock, options.disk, (to, m) => options.transport.send(to, m));
   const store = options.isNode ? new MajorityLeaseStore(options) : undefined;
   options.transport.onReceive((from, message) => {
     if (message.type === 'lease-reply') store?.receive(from, message);
@@ -64,14 +64,14 @@ export class MajorityLeaseStore implements CoordinationStore {
     this.state = initClient(options.self, options.voters, options.timings);
   }
 
-  acquire(module: string, opts: { force?: boolean } = {}): Promise<Lease> {
+  acquire(module: string, opts: AcquireOptions): Promise<Lease> {
     const held = this.leases.get(module);
     if (held) return Promise.resolve(held);
-    return this.wait(this.acquiring, module, { type: 'acquire', module, force: opts.force ?? false });
+    return this.wait(this.acquiring, module, { type: 'acquire', module, dataEpoch: opts.dataEpoch, force: opts.force ?? false });
   }
 
-  adopt(module: string, epoch: number, inSync: readonly string[]): Promise<Lease> {
-    return this.wait(this.acquiring, module, { type: 'adopt', module, epoch, inSync });
+  adopt(module: string, epoch: number, inSync: readonly string[], dataEpoch: number): Promise<Lease> {
+    return this.wait(this.acquiring, module, { type: 'adopt', module, epoch, inSync, dataEpoch });
   }
 
   commitInSync(module: string, inSync: readonly string[]): Promise<LeaseRecord> {

@@ -8,9 +8,9 @@
  */
 import type { CancelTimer, Clock } from '../../core/clock.js';
 import type { ClientTimings } from '../../logic/lease/client.js';
-import type { LeaseRecord } from '../../logic/lease/messages.js';
+import { mayTakeOver, newHolderRecord, withInSync, type LeaseRecord } from '../../logic/lease/messages.js';
 import { reason } from '../../logic/step.js';
-import { CoordinationError, type CoordinationStore, type Lease, type LeaseEvent } from '../store.js';
+import { CoordinationError, type AcquireOptions, type CoordinationStore, type Lease, type LeaseEvent } from '../store.js';
 
 interface Entry {
   holder?: string;
@@ -72,7 +72,7 @@ export class MemoryCoordinationStore implements CoordinationStore {
     }
   }
 
-  acquire(module: string, options: { force?: boolean } = {}): Promise<Lease> {
+  acquire(module: string, options: AcquireOptions): Promise<Lease> {
     const held = this.held(module);
     if (held) return Promise.resolve(held);
     return this.call(module, () => {
@@ -81,23 +81,25 @@ export class MemoryCoordinationStore implements CoordinationStore {
         throw new CoordinationError('SKYHA_ERR_COORD_HELD', reason('LEASE_PROMISED_ELSEWHERE', `could not become primary of ${module}: held by ${e.holder}`), { holder: e.holder, retryAfter: e.freeAt - this.now });
       }
       const r = e.record;
-      const eligible = !r || r.holder === this.self || r.inSync.includes(this.self);
+      const named = !!r && (r.holder === this.self || r.inSync.includes(this.self) || (r.inSync.length === 0 && (r.lastInSync ?? []).includes(this.self)));
+      const eligible = !r || mayTakeOver(r, this.self, options.dataEpoch);
       if (!eligible && !options.force) {
-        throw new CoordinationError('SKYHA_ERR_COORD_NOT_IN_SYNC', reason('LEASE_NOT_IN_SYNC', `may not become primary: not in the in-sync set [${r!.inSync.join(', ')}] of ${r!.holder} at epoch ${r!.epoch}`));
+        const why = named ? `the local data continues epoch ${options.dataEpoch}, not epoch ${r!.epoch}` : `not in the in-sync set [${r!.inSync.join(', ')}] of ${r!.holder} at epoch ${r!.epoch}`;
+        throw new CoordinationError('SKYHA_ERR_COORD_NOT_IN_SYNC', reason('LEASE_NOT_IN_SYNC', `may not become primary: ${why}`));
       }
       e.epoch += 1;
       e.holder = this.self;
-      e.record = { holder: this.self, epoch: e.epoch, inSync: [], version: 1 };
+      e.record = newHolderRecord(this.self, e.epoch, options.dataEpoch, [], r, !eligible);
       const forced = !eligible;
       return this.hold(module, e, forced, forced ? 'LEASE_ACQUIRED_FORCED' : 'LEASE_ACQUIRED', forced ? `became primary of ${module} at epoch ${e.epoch} by operator force: data may be lost (not proven in sync)` : `became primary of ${module} at epoch ${e.epoch}`);
     });
   }
 
-  adopt(module: string, epoch: number, inSync: readonly string[]): Promise<Lease> {
+  adopt(module: string, epoch: number, inSync: readonly string[], dataEpoch: number): Promise<Lease> {
     return this.call(module, () => {
       const e = this.service.entry(module);
       if (e.holder !== this.self || e.epoch !== epoch) throw this.notHolder(module);
-      e.record = { holder: this.self, epoch, inSync: [...inSync].filter((n) => n !== this.self).sort(), version: 1 };
+      e.record = { holder: this.self, epoch, inSync: [...inSync].filter((n) => n !== this.self).sort(), version: 1, baseEpoch: dataEpoch };
       return this.hold(module, e, false, 'LEASE_ACQUIRED', `became primary of ${module} at epoch ${epoch} by switchover`);
     });
   }
@@ -109,7 +111,7 @@ export class MemoryCoordinationStore implements CoordinationStore {
       if (!lease || e.holder !== this.self || e.epoch !== lease.epoch || !e.record) throw this.notHolder(module);
       const want = [...inSync].filter((n) => n !== this.self).sort();
       if (want.join() === e.record.inSync.join()) return e.record;
-      e.record = { ...e.record, inSync: want, version: e.record.version + 1 };
+      e.record = withInSync(e.record, want);
       this.leases.set(module, { ...lease, record: e.record });
       this.emit({ type: 'record-committed', module, record: e.record, reason: reason('IN_SYNC_COMMITTED', `committed the in-sync set of ${module}: [${want.join(', ')}]`) });
       return e.record;

@@ -9,7 +9,7 @@
  */
 import { reason, type Reason, type Step } from '../step.js';
 import type { LeaseRecord, LeaseReply, LeaseRequest, Refusal } from './messages.js';
-import { newerRecord } from './messages.js';
+import { mayTakeOver, newerRecord, newHolderRecord, withInSync } from './messages.js';
 
 export interface ClientTimings {
   lease: number;
@@ -27,7 +27,7 @@ interface Round {
 
 export type ClientModule =
   | { phase: 'idle' }
-  | ({ phase: 'acquiring'; epoch: number; force: boolean; staleRetries: number } & Round)
+  | ({ phase: 'acquiring'; epoch: number; force: boolean; dataEpoch: number; staleRetries: number } & Round)
   | ({ phase: 'committing'; epoch: number; record: LeaseRecord; forced: boolean; validUntil: number } & Round)
   | { phase: 'holding'; epoch: number; record: LeaseRecord; validUntil: number; nextRenewAt: number; pending?: LeaseRecord; round?: Round & { record: LeaseRecord }; atRisk: boolean }
   | ({ phase: 'transferring'; epoch: number; to: string; record: LeaseRecord; validUntil: number } & Round);
@@ -43,9 +43,14 @@ export interface ClientState {
 }
 
 export type ClientEvent =
-  | { type: 'acquire'; module: string; force?: boolean }
+  /**
+   * `dataEpoch`: the epoch whose history this node's data continues (0 when it has none). Being the
+   * record's holder or in its in-sync set counts only if the data still continues that record's epoch:
+   * a node that lost its disk is in sync with nothing.
+   */
+  | { type: 'acquire'; module: string; dataEpoch: number; force?: boolean }
   /** Switchover target: the old holder transferred epoch `epoch` to this node. */
-  | { type: 'adopt'; module: string; epoch: number; inSync: readonly string[] }
+  | { type: 'adopt'; module: string; epoch: number; inSync: readonly string[]; dataEpoch: number }
   | { type: 'set-in-sync'; module: string; inSync: readonly string[] }
   | { type: 'transfer'; module: string; to: string }
   | { type: 'release'; module: string }
@@ -55,7 +60,7 @@ export type ClientEvent =
 export type ClientAction =
   | { type: 'send'; to: string; message: LeaseRequest }
   | { type: 'wake'; at: number }
-  | { type: 'lease-acquired'; module: string; epoch: number; validUntil: number; record: LeaseRecord; forced: boolean; reason: Reason }
+  | { type: 'lease-acquired'; module: string; epoch: number; validUntil: number; record: LeaseRecord; forced: boolean; grantedBy: readonly string[]; reason: Reason }
   | { type: 'lease-renewed'; module: string; epoch: number; validUntil: number }
   | { type: 'record-committed'; module: string; record: LeaseRecord; reason: Reason }
   | { type: 'lease-at-risk'; module: string; epoch: number; validUntil: number; reason: Reason }
@@ -100,10 +105,10 @@ export function stepClient(state: ClientState, event: ClientEvent, now: number):
   const out: Out = { state, actions: [] };
   switch (event.type) {
     case 'acquire':
-      startAcquire(out, event.module, event.force ?? false, now, 0);
+      startAcquire(out, event.module, event.force ?? false, event.dataEpoch, now, 0);
       break;
     case 'adopt': {
-      const record: LeaseRecord = { holder: state.self, epoch: event.epoch, inSync: [...event.inSync].sort(), version: 1 };
+      const record: LeaseRecord = { holder: state.self, epoch: event.epoch, inSync: [...event.inSync].sort(), version: 1, baseEpoch: event.dataEpoch };
       bumpEpoch(out, event.module, event.epoch);
       // The old holder's transfer gave us the voters' promise; our own renewal gives us a deadline.
       startCommit(out, event.module, event.epoch, record, false, now, -Infinity);
@@ -115,7 +120,7 @@ export function stepClient(state: ClientState, event: ClientEvent, now: number):
         const base = m.pending ?? m.record;
         const inSync = [...event.inSync].filter((n) => n !== state.self).sort();
         if (inSync.join() !== base.inSync.join()) {
-          setModule(out, event.module, { ...m, pending: { ...base, inSync, version: base.version + 1 }, nextRenewAt: now });
+          setModule(out, event.module, { ...m, pending: withInSync(base, inSync), nextRenewAt: now });
         }
       }
       break;
@@ -174,13 +179,13 @@ function broadcast(out: Out, message: LeaseRequest): void {
 /** How often an acquisition retries at once with a higher epoch after voters said its epoch was stale. */
 const MAX_STALE_RETRIES = 3;
 
-function startAcquire(out: Out, module: string, force: boolean, now: number, staleRetries: number): void {
+function startAcquire(out: Out, module: string, force: boolean, dataEpoch: number, now: number, staleRetries: number): void {
   const m = out.state.modules[module];
   if (m && m.phase !== 'idle') return; // already acquiring or holding
   // Not recorded as known: only an epoch a voter stored counts, so failed attempts do not inflate it.
   const epoch = (out.state.knownEpoch[module] ?? 0) + 1;
   const round = newRound(out, now);
-  setModule(out, module, { phase: 'acquiring', epoch, force, staleRetries, ...round });
+  setModule(out, module, { phase: 'acquiring', epoch, force, dataEpoch, staleRetries, ...round });
   broadcast(out, { type: 'lease-acquire', module, requestId: round.requestId, candidate: out.state.self, epoch });
 }
 
@@ -218,12 +223,12 @@ function onReply(out: Out, reply: LeaseReply, now: number): void {
       // This voter saw a higher epoch (knownEpoch now includes it): start over above it.
       releaseGrants(out, reply.module, m.epoch, replies);
       setModule(out, reply.module, { phase: 'idle' });
-      startAcquire(out, reply.module, m.force, now, m.staleRetries + 1);
+      startAcquire(out, reply.module, m.force, m.dataEpoch, now, m.staleRetries + 1);
       return;
     }
     const c = count(replies);
     if (c.granted >= majority) {
-      const verdict = eligibility(out.state.self, replies, n, m.force);
+      const verdict = eligibility(out.state.self, replies, n, m.force, m.dataEpoch);
       if (verdict === 'wait') return;
       if (verdict !== 'eligible' && verdict !== 'forced') {
         releaseGrants(out, reply.module, m.epoch, replies);
@@ -231,9 +236,7 @@ function onReply(out: Out, reply: LeaseReply, now: number): void {
         out.actions.push({ type: 'acquire-failed', module: reply.module, reason: verdict });
         return;
       }
-      const previous = newestRecord(replies);
-      const record: LeaseRecord = { holder: out.state.self, epoch: m.epoch, inSync: [], version: 1 };
-      void previous;
+      const record = newHolderRecord(out.state.self, m.epoch, m.dataEpoch, [], newestRecord(replies), verdict === 'forced');
       startCommit(out, reply.module, m.epoch, record, verdict === 'forced', now, m.sentAt + out.state.timings.lease - out.state.timings.driftMargin);
       return;
     }
@@ -256,7 +259,7 @@ function onReply(out: Out, reply: LeaseReply, now: number): void {
       const text = m.forced
         ? `became primary of ${reply.module} at epoch ${m.epoch} by operator force: data may be lost (not proven in sync)`
         : `became primary of ${reply.module} at epoch ${m.epoch}: lease granted by a majority (${granters(replies)})`;
-      out.actions.push({ type: 'lease-acquired', module: reply.module, epoch: m.epoch, validUntil, record: m.record, forced: m.forced, reason: reason(m.forced ? R.LEASE_ACQUIRED_FORCED : R.LEASE_ACQUIRED, text) });
+      out.actions.push({ type: 'lease-acquired', module: reply.module, epoch: m.epoch, validUntil, record: m.record, forced: m.forced, grantedBy: granters(replies).split(', '), reason: reason(m.forced ? R.LEASE_ACQUIRED_FORCED : R.LEASE_ACQUIRED, text) });
     } else if (m.phase === 'transferring' && c.granted >= majority) {
       setModule(out, reply.module, { phase: 'idle' });
       out.actions.push({ type: 'transferred', module: reply.module, epoch: m.epoch + 1, to: m.to, reason: reason(R.LEASE_TRANSFERRED, `handed the lease of ${reply.module} to ${m.to} at epoch ${m.epoch + 1}`) });
@@ -355,7 +358,7 @@ function newestRecord(replies: Record<string, LeaseReply>): LeaseRecord | undefi
  * in-sync set of the newest record that a majority of knowledgeable voters
  * could hide (see docs/design/lease.md), or hold that record itself.
  */
-function eligibility(self: string, replies: Record<string, LeaseReply>, voters: number, force: boolean): 'eligible' | 'forced' | 'wait' | Reason {
+function eligibility(self: string, replies: Record<string, LeaseReply>, voters: number, force: boolean, dataEpoch: number): 'eligible' | 'forced' | 'wait' | Reason {
   const all = Object.values(replies);
   const knowing = all.filter((r) => !r.amnesiac);
   const newest = newestRecord(replies);
@@ -367,8 +370,11 @@ function eligibility(self: string, replies: Record<string, LeaseReply>, voters: 
     if (all.length === voters) return reason(R.LEASE_UNKNOWN_STATE, `cannot tell who is in sync: only ${knowing.length} of ${voters} voters remember the module's record`);
     return 'wait';
   }
-  if (!newest || newest.holder === self || newest.inSync.includes(self)) return 'eligible';
+  if (!newest) return 'eligible';
+  if (mayTakeOver(newest, self, dataEpoch)) return 'eligible';
+  const named = newest.holder === self || newest.inSync.includes(self) || (newest.inSync.length === 0 && (newest.lastInSync ?? []).includes(self));
   if (force) return 'forced';
+  if (named) return reason(R.LEASE_NOT_IN_SYNC, `may not become primary: the local data continues epoch ${dataEpoch}, not epoch ${newest.epoch} of ${newest.holder} (was the disk lost?)`);
   return reason(R.LEASE_NOT_IN_SYNC, `may not become primary: not in the in-sync set [${newest.inSync.join(', ')}] of ${newest.holder} at epoch ${newest.epoch}`);
 }
 

@@ -8,6 +8,77 @@ export interface LeaseRecord {
   inSync: readonly string[];
   /** Grows with every committed change within an epoch. */
   version: number;
+  /**
+   * The epoch whose history the holder's data continued when it took the
+   * lease. Until the holder's first change reaches them, its secondaries'
+   * data still continues this epoch, and that is the same history.
+   */
+  baseEpoch?: number;
+  /**
+   * When `inSync` became empty: the members it held just before. Nothing is
+   * acknowledged without an in-sync secondary, so they still hold every
+   * acknowledged change — in sync in the sense of DESIGN.md — and may take over.
+   */
+  lastInSync?: readonly string[];
+  /**
+   * The record this one replaced, kept while this one has never had an
+   * in-sync secondary: until then nothing was acknowledged in this epoch, so
+   * whoever held every acknowledged change then still does.
+   */
+  previous?: LeaseRecord;
+  /** Taken by operator force: its holder was not proven to hold every acknowledged change. */
+  forced?: boolean;
+}
+
+/** How many superseded records a record keeps (failovers in a row without ever getting a secondary in sync). */
+const MAX_PREVIOUS = 4;
+
+/** The record a new holder commits at `epoch`, keeping the one it replaces while nothing is acknowledged. */
+export function newHolderRecord(holder: string, epoch: number, baseEpoch: number, inSync: readonly string[], replaced: LeaseRecord | undefined, forced = false): LeaseRecord {
+  const record: LeaseRecord = { holder, epoch, inSync: [...inSync].sort(), version: 1, baseEpoch, ...(forced ? { forced: true } : {}) };
+  if (replaced && inSync.length === 0) record.previous = trim(replaced, MAX_PREVIOUS - 1);
+  return record;
+}
+
+function trim(record: LeaseRecord, depth: number): LeaseRecord {
+  const { previous, ...rest } = record;
+  return previous && depth > 0 ? { ...rest, previous: trim(previous, depth - 1) } : rest;
+}
+
+/** The record after a change of the in-sync set (remembers who was last in sync when it empties). */
+export function withInSync(record: LeaseRecord, inSync: readonly string[]): LeaseRecord {
+  const { lastInSync: _old, previous, ...rest } = record;
+  const next: LeaseRecord = { ...rest, inSync: [...inSync], version: record.version + 1 };
+  // With an in-sync secondary, acknowledgements may follow: the superseded record no longer covers them.
+  if (inSync.length === 0 && previous && record.inSync.length === 0 && !record.lastInSync) next.previous = previous;
+  if (inSync.length === 0) {
+    const last = record.inSync.length > 0 ? record.inSync : record.lastInSync ?? [];
+    if (last.length > 0) next.lastInSync = [...last];
+  }
+  return next;
+}
+
+/** May `node`, whose data continues epoch `dataEpoch`, take over from this record without losing an acknowledged change? */
+export function holdsAcknowledged(record: LeaseRecord, node: string, dataEpoch: number): boolean {
+  const neverInSync = record.inSync.length === 0 && !record.lastInSync;
+  // A history that began empty and never had an in-sync secondary acknowledged nothing: no data holds all of it.
+  if (dataEpoch === 0 && record.baseEpoch === 0 && neverInSync && !record.forced && !record.previous) return true;
+  // Otherwise no data (a new node, or one that lost its disk) continues no history.
+  if (dataEpoch <= 0) return false;
+  // The first contact at a new epoch is a full snapshot of the holder, who held every acknowledged change when it
+  // took over; with no in-sync secondary since, nothing more was acknowledged: whoever has this epoch's data has it all.
+  if (neverInSync && !record.forced && dataEpoch === record.epoch) return true;
+  // Nothing is acknowledged at a new epoch before every in-sync member applied it (and so moved to that epoch).
+  if (dataEpoch !== record.epoch && dataEpoch !== record.baseEpoch) return false;
+  if (record.holder === node || record.inSync.includes(node)) return true;
+  return record.inSync.length === 0 && (record.lastInSync ?? []).includes(node);
+}
+
+/** holdsAcknowledged, also through the superseded records when nothing was acknowledged since. */
+export function mayTakeOver(record: LeaseRecord, node: string, dataEpoch: number): boolean {
+  if (holdsAcknowledged(record, node, dataEpoch)) return true;
+  const neverInSync = record.inSync.length === 0 && !record.lastInSync;
+  return neverInSync && !!record.previous && mayTakeOver(record.previous, node, dataEpoch);
 }
 
 export type LeaseRequest =
@@ -42,7 +113,12 @@ export interface LeaseReply {
   promise?: { holder: string; epoch: number; remaining: number };
 }
 
-export type LeaseMessage = LeaseRequest | LeaseReply;
+/** Voter to voter: a voter that lost its state asks the others what they know (docs/design/lease.md). */
+export type VoterSync =
+  | { type: 'voter-sync-request' }
+  | { type: 'voter-sync-reply'; voter: string; amnesiac: boolean; modules: Record<string, { record?: LeaseRecord; maxEpoch: number }> };
+
+export type LeaseMessage = LeaseRequest | LeaseReply | VoterSync;
 
 /** Newer of two records by (epoch, version). */
 export function newerRecord(a: LeaseRecord | undefined, b: LeaseRecord | undefined): LeaseRecord | undefined {

@@ -4,13 +4,15 @@
  * `lease` on its own clock, and keeps the module's committed record.
  * See docs/design/lease.md for why these rules keep two primaries apart.
  */
-import type { LeaseMessage, LeaseRecord, LeaseReply, LeaseRequest, Refusal } from './messages.js';
+import type { LeaseMessage, LeaseRecord, LeaseReply, LeaseRequest, Refusal, VoterSync } from './messages.js';
 import { newerRecord } from './messages.js';
 import type { Step } from '../step.js';
 
 export interface VoterTimings {
   lease: number;
   driftMargin: number;
+  /** How often a voter that lost its state asks the others again. */
+  syncRetry?: number;
 }
 
 interface Promise_ {
@@ -31,37 +33,101 @@ export interface VoterModule {
 
 export interface VoterState {
   self: string;
+  /** Every voter of the cluster, itself included. */
+  voters: readonly string[];
   timings: VoterTimings;
   /** No grant to a new holder before this (own clock): what it promised before a restart is unknown. */
   quarantineUntil: number;
-  /** True when the voter started without its disk (or with a fresh one). */
+  /** True when the voter started without its disk (or with a fresh one) and has not caught up since. */
   amnesiac: boolean;
+  /** While amnesiac: what the other voters answered to its catch-up request, and when to ask again. */
+  sync?: { replies: Record<string, Extract<VoterSync, { type: 'voter-sync-reply' }>>; nextAt: number };
   modules: Record<string, VoterModule>;
 }
 
 /** What the voter persists before it replies (the driver writes it durably, then sends). */
 export interface VoterDisk {
-  modules: Record<string, { record?: LeaseRecord; maxEpoch: number; promise?: { holder: string; epoch: number } }>;
+  /** Still catching up after a lost disk: persisted, or a restart would make it claim knowledge it lacks. */
+  amnesiac?: boolean;
+  modules: Record<string, { record?: LeaseRecord; maxEpoch: number; promise?: { holder: string; epoch: number }; amnesiac?: boolean }>;
 }
 
 export type VoterAction =
   | { type: 'persist'; disk: VoterDisk }
-  | { type: 'send'; to: string; message: LeaseReply };
+  | { type: 'send'; to: string; message: LeaseReply | VoterSync }
+  | { type: 'wake'; at: number };
 
-export type VoterEvent = { type: 'receive'; from: string; message: LeaseMessage };
+export type VoterEvent = { type: 'receive'; from: string; message: LeaseMessage } | { type: 'tick' };
 
 /** Boot a voter from what its disk holds (undefined: no disk, or a lost one). */
-export function initVoter(self: string, timings: VoterTimings, disk: VoterDisk | undefined, now: number): VoterState {
+export function initVoter(self: string, voters: readonly string[], timings: VoterTimings, disk: VoterDisk | undefined, now: number): VoterState {
   const modules: Record<string, VoterModule> = {};
   for (const [name, m] of Object.entries(disk?.modules ?? {})) {
     modules[name] = {
       maxEpoch: m.maxEpoch,
-      amnesiac: false,
+      amnesiac: m.amnesiac ?? false,
       ...(m.record ? { record: m.record } : {}),
       ...(m.promise ? { promise: { ...m.promise, released: false } } : {}),
     };
   }
-  return { self, timings, quarantineUntil: now + timings.lease + timings.driftMargin, amnesiac: disk === undefined, modules };
+  const state: VoterState = { self, voters: [...voters].sort(), timings, quarantineUntil: now + timings.lease + timings.driftMargin, amnesiac: disk === undefined || disk.amnesiac === true, modules };
+  if (state.amnesiac) state.sync = { replies: {}, nextAt: now };
+  return state;
+}
+
+function majority(n: number): number {
+  return Math.floor(n / 2) + 1;
+}
+
+/**
+ * Catch-up of a voter that lost its state. It may count itself as knowing
+ * again once a majority of all voters, every one of them knowing and none of
+ * them itself, told it their records: any record committed before is on a
+ * majority, which shares a member with those (docs/design/lease.md).
+ */
+function onSync(state: VoterState, from: string, msg: VoterSync, now: number): { state: VoterState; actions: VoterAction[] } {
+  if (msg.type === 'voter-sync-request') {
+    const modules: Record<string, { record?: LeaseRecord; maxEpoch: number }> = {};
+    for (const [name, m] of Object.entries(state.modules)) modules[name] = { maxEpoch: m.maxEpoch, ...(m.record ? { record: m.record } : {}) };
+    return { state, actions: [{ type: 'send', to: from, message: { type: 'voter-sync-reply', voter: state.self, amnesiac: state.amnesiac, modules } }] };
+  }
+  if (!state.amnesiac || !state.sync || msg.voter === state.self || !state.voters.includes(msg.voter)) return { state, actions: [] };
+  const replies = { ...state.sync.replies, [msg.voter]: msg };
+  const knowing = Object.values(replies).filter((r) => !r.amnesiac);
+  // A new cluster: every other voter answered and nobody, this voter included, holds any record.
+  const all = Object.values(replies);
+  const fresh = all.length === state.voters.length - 1 && [...all.flatMap((r) => Object.values(r.modules)), ...Object.values(state.modules)].every((m) => !m.record);
+  if (knowing.length < majority(state.voters.length) && !fresh) return { state: { ...state, sync: { ...state.sync, replies } }, actions: [] };
+  const modules: Record<string, VoterModule> = {};
+  const names = new Set([...Object.keys(state.modules), ...(fresh ? all : knowing).flatMap((r) => Object.keys(r.modules))]);
+  for (const name of names) {
+    const own = state.modules[name];
+    let record = own?.record;
+    let maxEpoch = own?.maxEpoch ?? 0;
+    for (const r of fresh ? all : knowing) {
+      const theirs = r.modules[name];
+      if (!theirs) continue;
+      record = newerRecord(record, theirs.record);
+      maxEpoch = Math.max(maxEpoch, theirs.maxEpoch);
+    }
+    modules[name] = { ...(own ?? {}), maxEpoch: Math.max(maxEpoch, record?.epoch ?? 0), amnesiac: false, ...(record ? { record } : {}) };
+  }
+  const { sync: _done, ...rest } = state;
+  const next: VoterState = { ...rest, amnesiac: false, modules };
+  void now;
+  return { state: next, actions: [{ type: 'persist', disk: diskOf(next) }] };
+}
+
+function syncTick(state: VoterState, now: number): { state: VoterState; actions: VoterAction[] } {
+  if (!state.amnesiac || !state.sync) return { state, actions: [] };
+  const actions: VoterAction[] = [];
+  let s = state;
+  if (now >= state.sync.nextAt) {
+    for (const v of state.voters) if (v !== state.self) actions.push({ type: 'send', to: v, message: { type: 'voter-sync-request' } });
+    s = { ...state, sync: { ...state.sync, nextAt: now + (state.timings.syncRetry ?? state.timings.lease / 4) } };
+  }
+  actions.push({ type: 'wake', at: s.sync!.nextAt });
+  return { state: s, actions };
 }
 
 function moduleOf(state: VoterState, name: string): VoterModule {
@@ -75,9 +141,10 @@ function diskOf(state: VoterState): VoterDisk {
       maxEpoch: m.maxEpoch,
       ...(m.record ? { record: m.record } : {}),
       ...(m.promise && !m.promise.released ? { promise: { holder: m.promise.holder, epoch: m.promise.epoch } } : {}),
+      ...(m.amnesiac ? { amnesiac: true } : {}),
     };
   }
-  return { modules };
+  return state.amnesiac ? { amnesiac: true, modules } : { modules };
 }
 
 /** True while the promise still binds: not released, and not expired plus the drift margin. */
@@ -88,8 +155,14 @@ function promiseBinds(state: VoterState, p: Promise_ | undefined, now: number): 
 }
 
 export function stepVoter(state: VoterState, event: VoterEvent, now: number): Step<VoterState, VoterAction> {
+  if (event.type === 'tick') return syncTick(state, now);
   const msg = event.message;
   if (msg.type === 'lease-reply') return { state, actions: [] }; // replies are for clients
+  if (msg.type === 'voter-sync-request' || msg.type === 'voter-sync-reply') {
+    const r = onSync(state, event.from, msg, now);
+    const t = syncTick(r.state, now);
+    return { state: t.state, actions: [...r.actions, ...t.actions] };
+  }
   const m = moduleOf(state, msg.module);
   const next: VoterModule = { ...m };
   let granted = false;
@@ -117,10 +190,11 @@ export function stepVoter(state: VoterState, event: VoterEvent, now: number): St
         granted = true;
         changed = true;
         next.promise = { ...p, expiresAt: now + state.timings.lease };
-        const newer = newerRecord(m.record, msg.record);
-        if (msg.record && newer === msg.record && msg.record.epoch === msg.epoch && msg.record.holder === msg.holder) {
-          next.record = msg.record;
-          next.amnesiac = false; // it now knows the module's committed record
+        // The holder of the promise has the module's newest record: storing it, the voter knows the module.
+        if (msg.record && msg.record.epoch === msg.epoch && msg.record.holder === msg.holder) {
+          const newer = newerRecord(m.record, msg.record);
+          if (newer) next.record = newer;
+          next.amnesiac = false;
         }
         next.maxEpoch = Math.max(m.maxEpoch, msg.epoch);
       }

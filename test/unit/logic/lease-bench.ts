@@ -5,14 +5,14 @@
  */
 import { initClient, stepClient, type ClientAction, type ClientEvent, type ClientState, type ClientTimings } from '../../../src/logic/lease/client.js';
 import type { LeaseMessage } from '../../../src/logic/lease/messages.js';
-import { initVoter, stepVoter, type VoterDisk, type VoterState } from '../../../src/logic/lease/voter.js';
+import { initVoter, stepVoter, type VoterDisk, type VoterEvent, type VoterState } from '../../../src/logic/lease/voter.js';
 
 export const TIMINGS: ClientTimings = { lease: 800, renewInterval: 200, driftMargin: 100, requestTimeout: 200 };
 
 interface Pending {
   at: number;
   seq: number;
-  kind: 'message' | 'wake';
+  kind: 'message' | 'wake' | 'voter-wake';
   from: string;
   to: string;
   message?: LeaseMessage;
@@ -43,7 +43,8 @@ export class LeaseBench {
   /** (Re)start a member: its voter from disk (or without), its client if it is a node. */
   boot(member: string, withDisk: boolean): void {
     this.down.delete(member);
-    this.voters.set(member, initVoter(member, this.timings, withDisk ? this.disks.get(member) ?? { modules: {} } : undefined, this.now));
+    this.voters.set(member, initVoter(member, this.members, this.timings, withDisk ? this.disks.get(member) ?? { modules: {} } : undefined, this.now));
+    this.voterTick(member);
     if (!withDisk) this.disks.delete(member);
     if (this.nodes.includes(member)) this.clients.set(member, initClient(member, this.members, this.timings));
   }
@@ -101,19 +102,32 @@ export class LeaseBench {
         this.client(p.to, { type: 'tick' });
         continue;
       }
+      if (p.kind === 'voter-wake') {
+        this.voterTick(p.to);
+        continue;
+      }
       const msg = p.message!;
       if (msg.type === 'lease-reply') {
         this.client(p.to, { type: 'receive', from: p.from, message: msg });
       } else {
-        const step = stepVoter(this.voters.get(p.to)!, { type: 'receive', from: p.from, message: msg }, this.now);
-        this.voters.set(p.to, step.state);
-        for (const a of step.actions) {
-          if (a.type === 'persist') this.disks.set(p.to, a.disk);
-          else this.post(p.to, a.to, a.message);
-        }
+        this.voterStep(p.to, { type: 'receive', from: p.from, message: msg });
       }
     }
     this.now = Math.max(this.now, until);
+  }
+
+  private voterTick(member: string): void {
+    this.voterStep(member, { type: 'tick' });
+  }
+
+  private voterStep(member: string, event: VoterEvent): void {
+    const step = stepVoter(this.voters.get(member)!, event, this.now);
+    this.voters.set(member, step.state);
+    for (const a of step.actions) {
+      if (a.type === 'persist') this.disks.set(member, a.disk);
+      else if (a.type === 'send') this.post(member, a.to, a.message);
+      else this.push({ at: a.at, seq: 0, kind: 'voter-wake', from: member, to: member });
+    }
   }
 
   /** The actions of one kind a member reported, in order. */

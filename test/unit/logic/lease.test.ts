@@ -10,7 +10,7 @@ const Q = TIMINGS.lease + TIMINGS.driftMargin; // voters' start-up quarantine
 function primaryOnA(): LeaseBench {
   const bench = new LeaseBench(['a', 'b', 'w'], ['a', 'b']);
   bench.runUntil(Q);
-  bench.client('a', { type: 'acquire', module: 'db' });
+  bench.client('a', { type: 'acquire', module: 'db', dataEpoch: 0 });
   bench.runUntil(Q + 10);
   assert.equal(bench.reported('a', 'lease-acquired').length, 1, 'a acquires the lease');
   return bench;
@@ -18,33 +18,43 @@ function primaryOnA(): LeaseBench {
 
 describe('majority lease: voter', () => {
   it('refuses every acquisition during its start-up quarantine, then grants', () => {
-    const v0 = initVoter('w', TIMINGS, { modules: {} }, 1000);
+    const v0 = initVoter('w', ['a', 'b', 'w'], TIMINGS, { modules: {} }, 1000);
     const early = stepVoter(v0, { type: 'receive', from: 'a', message: { type: 'lease-acquire', module: 'db', requestId: 1, candidate: 'a', epoch: 1 } }, 1000 + Q - 1);
     assert.deepEqual(early.actions.map((a) => a.type), ['send']);
     const reply = early.actions[0]!.type === 'send' ? early.actions[0]!.message : undefined;
-    assert.equal(reply?.granted, false);
-    assert.equal(reply?.refusal, 'QUARANTINE');
+    assert.equal(reply?.type === 'lease-reply' && reply.granted, false);
+    assert.equal(reply?.type === 'lease-reply' && reply.refusal, 'QUARANTINE');
     const late = stepVoter(v0, { type: 'receive', from: 'a', message: { type: 'lease-acquire', module: 'db', requestId: 2, candidate: 'a', epoch: 1 } }, 1000 + Q);
     assert.deepEqual(late.actions.map((a) => a.type), ['persist', 'send'], 'persists the promise before replying');
-    assert.equal(late.actions[1]!.type === 'send' && late.actions[1]!.message.granted, true);
+    assert.equal(late.actions[1]!.type === 'send' && late.actions[1]!.message.type === 'lease-reply' && late.actions[1]!.message.granted, true);
+  });
+
+  it('stays amnesiac across a restart until it caught up, even after persisting a promise', () => {
+    let v = initVoter('w', ['a', 'b', 'w'], TIMINGS, undefined, 0);
+    const step = stepVoter(v, { type: 'receive', from: 'a', message: { type: 'lease-acquire', module: 'db', requestId: 1, candidate: 'a', epoch: 3 } }, Q);
+    const persisted = step.actions.find((a) => a.type === 'persist');
+    assert.ok(persisted?.type === 'persist');
+    v = initVoter('w', ['a', 'b', 'w'], TIMINGS, persisted.disk, 5000);
+    assert.equal(v.amnesiac, true);
+    assert.equal(v.modules.db?.amnesiac, true);
   });
 
   it('refuses a stale epoch and reports the highest it has seen', () => {
-    let v = initVoter('w', TIMINGS, { modules: { db: { maxEpoch: 5 } } }, 0);
+    let v = initVoter('w', ['a', 'b', 'w'], TIMINGS, { modules: { db: { maxEpoch: 5 } } }, 0);
     const r = stepVoter(v, { type: 'receive', from: 'a', message: { type: 'lease-acquire', module: 'db', requestId: 1, candidate: 'a', epoch: 5 } }, Q);
     v = r.state;
     const reply = r.actions.find((a) => a.type === 'send');
-    assert.equal(reply?.type === 'send' && reply.message.refusal, 'STALE_EPOCH');
-    assert.equal(reply?.type === 'send' && reply.message.maxEpoch, 5);
+    assert.equal(reply?.type === 'send' && reply.message.type === 'lease-reply' && reply.message.refusal, 'STALE_EPOCH');
+    assert.equal(reply?.type === 'send' && reply.message.type === 'lease-reply' && reply.message.maxEpoch, 5);
   });
 
   it('keeps a promise until it expired plus the drift margin, on its own clock', () => {
-    let v = initVoter('w', TIMINGS, { modules: {} }, 0);
+    let v = initVoter('w', ['a', 'b', 'w'], TIMINGS, { modules: {} }, 0);
     v = stepVoter(v, { type: 'receive', from: 'a', message: { type: 'lease-acquire', module: 'db', requestId: 1, candidate: 'a', epoch: 1 } }, Q).state;
     const ask = (at: number) => {
       const s = stepVoter(v, { type: 'receive', from: 'b', message: { type: 'lease-acquire', module: 'db', requestId: 2, candidate: 'b', epoch: 2 } }, at);
       const send = s.actions.find((a) => a.type === 'send');
-      return send?.type === 'send' ? send.message : undefined;
+      return send?.type === 'send' && send.message.type === 'lease-reply' ? send.message : undefined;
     };
     assert.equal(ask(Q + TIMINGS.lease + TIMINGS.driftMargin - 1)?.refusal, 'PROMISED');
     assert.equal(ask(Q + TIMINGS.lease + TIMINGS.driftMargin)?.granted, true);
@@ -57,7 +67,7 @@ describe('majority lease: client and voters together', () => {
     const acquired = bench.reported('a', 'lease-acquired')[0]!;
     assert.equal(acquired.epoch, 1);
     assert.equal(acquired.reason.code, R.LEASE_ACQUIRED);
-    assert.deepEqual(acquired.record, { holder: 'a', epoch: 1, inSync: [], version: 1 });
+    assert.deepEqual(acquired.record, { holder: 'a', epoch: 1, inSync: [], version: 1, baseEpoch: 0 });
     bench.runUntil(Q + 2000);
     const renewals = bench.reported('a', 'lease-renewed');
     assert.ok(renewals.length >= 9, `renewed ${renewals.length} times in 2 s`);
@@ -67,7 +77,7 @@ describe('majority lease: client and voters together', () => {
   it('a second candidate is refused while the primary renews, and learns who holds it', () => {
     const bench = primaryOnA();
     bench.runUntil(Q + 500);
-    bench.client('b', { type: 'acquire', module: 'db' });
+    bench.client('b', { type: 'acquire', module: 'db', dataEpoch: 1 });
     bench.runUntil(Q + 520);
     const failed = bench.reported('b', 'acquire-failed')[0]!;
     assert.equal(failed.reason.code, R.LEASE_PROMISED_ELSEWHERE);
@@ -86,7 +96,7 @@ describe('majority lease: client and voters together', () => {
     // b tries again and again, as the role logic would.
     let acquiredAt: number | undefined;
     for (let t = crashAt; t < crashAt + 3000 && acquiredAt === undefined; t += 50) {
-      bench.client('b', { type: 'acquire', module: 'db' });
+      bench.client('b', { type: 'acquire', module: 'db', dataEpoch: 1 });
       bench.runUntil(t + 50);
       acquiredAt = bench.firstAt('b', 'lease-acquired');
     }
@@ -97,21 +107,27 @@ describe('majority lease: client and voters together', () => {
   });
 
   it('a node that is not in the in-sync set is refused, unless forced (which says data may be lost)', () => {
-    const bench = primaryOnA(); // in-sync set is empty
+    const bench = new LeaseBench(['a', 'b', 'c', 'w', 'x'], ['a', 'b', 'c']);
+    bench.runUntil(Q);
+    bench.client('a', { type: 'acquire', module: 'db', dataEpoch: 0 });
+    bench.runUntil(Q + 10);
+    bench.client('a', { type: 'set-in-sync', module: 'db', inSync: ['b'] });
     bench.runUntil(Q + 300);
     bench.crash('a');
     bench.runUntil(Q + 300 + Q);
-    bench.client('b', { type: 'acquire', module: 'db' });
+    // c holds epoch 1 data but lagged: it was never in the in-sync set.
+    bench.client('c', { type: 'acquire', module: 'db', dataEpoch: 1 });
     bench.runUntil(bench.now + 50);
-    const refused = bench.reported('b', 'acquire-failed').at(-1)!;
+    const refused = bench.reported('c', 'acquire-failed').at(-1)!;
     assert.equal(refused.reason.code, R.LEASE_NOT_IN_SYNC);
-    assert.equal(bench.reported('b', 'lease-acquired').length, 0);
-    bench.client('b', { type: 'acquire', module: 'db', force: true });
+    assert.equal(bench.reported('c', 'lease-acquired').length, 0);
+    bench.client('c', { type: 'acquire', module: 'db', dataEpoch: 1, force: true });
     bench.runUntil(bench.now + 50);
-    const forced = bench.reported('b', 'lease-acquired')[0]!;
+    const forced = bench.reported('c', 'lease-acquired')[0]!;
     assert.equal(forced.forced, true);
     assert.equal(forced.reason.code, R.LEASE_ACQUIRED_FORCED);
     assert.match(forced.reason.text, /data may be lost/);
+    assert.equal(forced.record.forced, true);
   });
 
   it('an amnesiac voter cannot make a stale in-sync record look current', () => {
@@ -129,10 +145,64 @@ describe('majority lease: client and voters together', () => {
     bench.boot('w', false);
     bench.heal();
     bench.runUntil(bench.now + Q + 10);
-    bench.client('b', { type: 'acquire', module: 'db' });
+    bench.client('b', { type: 'acquire', module: 'db', dataEpoch: 1 });
     bench.runUntil(bench.now + 500);
     assert.equal(bench.reported('b', 'lease-acquired').length, 0, 'b must not become primary from a stale record');
     assert.ok(bench.reported('b', 'acquire-failed').length >= 1);
+  });
+
+  it('a voter that lost its disk catches up from a majority of knowing voters, so failover still works', () => {
+    const bench = primaryOnA();
+    bench.client('a', { type: 'set-in-sync', module: 'db', inSync: ['b'] });
+    bench.runUntil(Q + 100);
+    bench.crash('w');
+    bench.boot('w', false);
+    bench.runUntil(Q + 400);
+    assert.equal(bench.voters.get('w')!.amnesiac, false, 'w learned the record from a and b');
+    assert.deepEqual(bench.voters.get('w')!.modules.db?.record?.inSync, ['b']);
+    bench.crash('a');
+    let acquired = false;
+    for (let t = bench.now; t < bench.now + 3000 && !acquired; t += 50) {
+      bench.client('b', { type: 'acquire', module: 'db', dataEpoch: 1 });
+      bench.runUntil(t + 50);
+      acquired = bench.reported('b', 'lease-acquired').length > 0;
+    }
+    assert.ok(acquired, 'b, in sync, takes over with the votes of b and the caught-up w');
+  });
+
+  it('when the in-sync set empties, its last members still hold every acknowledged change and may take over', () => {
+    const bench = primaryOnA();
+    bench.client('a', { type: 'set-in-sync', module: 'db', inSync: ['b'] });
+    bench.runUntil(Q + 100);
+    bench.client('a', { type: 'set-in-sync', module: 'db', inSync: [] });
+    bench.runUntil(Q + 200);
+    const record = bench.reported('a', 'record-committed').at(-1)!.record;
+    assert.deepEqual(record.inSync, []);
+    assert.deepEqual(record.lastInSync, ['b']);
+    bench.crash('a');
+    bench.runUntil(Q + 200 + Q);
+    bench.client('b', { type: 'acquire', module: 'db', dataEpoch: 1 });
+    bench.runUntil(bench.now + 50);
+    assert.equal(bench.reported('b', 'lease-acquired').length, 1);
+  });
+
+  it('a node named in the record whose data does not continue its epoch (a lost disk) is refused', () => {
+    const bench = primaryOnA();
+    bench.client('a', { type: 'set-in-sync', module: 'db', inSync: ['b'] });
+    bench.runUntil(Q + 100);
+    bench.crash('a');
+    bench.runUntil(Q + 100 + Q);
+    bench.client('b', { type: 'acquire', module: 'db', dataEpoch: 0 });
+    bench.runUntil(bench.now + 50);
+    const refused = bench.reported('b', 'acquire-failed').at(-1)!;
+    assert.equal(refused.reason.code, R.LEASE_NOT_IN_SYNC);
+    assert.match(refused.reason.text, /continues epoch 0, not epoch 1/);
+    // The same holds for the old holder itself after it lost its disk.
+    bench.boot('a', false);
+    bench.runUntil(bench.now + Q);
+    bench.client('a', { type: 'acquire', module: 'db', dataEpoch: 0 });
+    bench.runUntil(bench.now + 50);
+    assert.equal(bench.reported('a', 'lease-acquired').length, 1, 'only the first acquisition, before the loss');
   });
 
   it('a primary cut off from the majority reports the lease lost at its deadline, never later', () => {
@@ -155,7 +225,7 @@ describe('majority lease: client and voters together', () => {
     bench.runUntil(Q + 110);
     const transferred = bench.reported('a', 'transferred')[0]!;
     assert.equal(transferred.epoch, 2);
-    bench.client('b', { type: 'adopt', module: 'db', epoch: 2, inSync: ['a'] });
+    bench.client('b', { type: 'adopt', module: 'db', epoch: 2, inSync: ['a'], dataEpoch: 1 });
     bench.runUntil(Q + 120);
     const adopted = bench.reported('b', 'lease-acquired')[0]!;
     assert.equal(adopted.epoch, 2);
@@ -170,9 +240,16 @@ describe('majority lease: client and voters together', () => {
     bench.runUntil(Q + 100);
     bench.client('a', { type: 'release', module: 'db' });
     bench.runUntil(Q + 105);
-    bench.client('b', { type: 'acquire', module: 'db' });
+    bench.client('b', { type: 'acquire', module: 'db', dataEpoch: 1 });
     bench.runUntil(Q + 120);
     assert.equal(bench.reported('b', 'lease-acquired')[0]?.epoch, 2);
+  });
+
+  it('voters of a new cluster learn from each other that there is nothing to catch up on', () => {
+    const bench = new LeaseBench(['a', 'b', 'w'], ['a', 'b']);
+    for (const m of ['a', 'b', 'w']) bench.boot(m, false);
+    bench.runUntil(50);
+    for (const m of ['a', 'b', 'w']) assert.equal(bench.voters.get(m)!.amnesiac, false, m);
   });
 
   it('a new cluster bootstraps only when every voter answered', () => {
@@ -180,12 +257,12 @@ describe('majority lease: client and voters together', () => {
     for (const m of ['a', 'b', 'w']) bench.boot(m, false); // fresh data dirs look like lost disks
     bench.crash('w');
     bench.runUntil(Q);
-    bench.client('a', { type: 'acquire', module: 'db' });
+    bench.client('a', { type: 'acquire', module: 'db', dataEpoch: 0 });
     bench.runUntil(Q + 300);
     assert.equal(bench.reported('a', 'lease-acquired').length, 0, 'two of three voters cannot prove there is no record');
     bench.boot('w', false);
     bench.runUntil(bench.now + Q);
-    bench.client('a', { type: 'acquire', module: 'db' });
+    bench.client('a', { type: 'acquire', module: 'db', dataEpoch: 0 });
     bench.runUntil(bench.now + 50);
     assert.equal(bench.reported('a', 'lease-acquired').length, 1);
   });
