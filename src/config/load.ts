@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { SkyhaError, type ErrorCode } from '../core/errors.js';
 import type { ClusterConfig, MemberConfig } from './model.js';
 import { findMember } from './model.js';
-import { byPosition, formatProblem, locate, type LocatedProblem } from './problem.js';
+import { byPosition, formatProblem, locate, printable, type LocatedProblem } from './problem.js';
 import { resolveConfig } from './resolve.js';
 import { checkRules } from './rules.js';
 import { checkSchema } from './schema.js';
@@ -33,7 +33,7 @@ export interface LoadResult {
 export function loadConfigText(file: string, text: string, options: LoadOptions = {}): LoadResult {
   const parsed = parseSource(file, text);
   if (!parsed.ok) {
-    return { errors: parsed.problems.map((p) => `${file}:${p.position.line}:${p.position.col}: ${p.message}`), warnings: [], code: 'SKYHA_ERR_CONFIG_SYNTAX' };
+    return { errors: parsed.problems.map((p) => printable(`${file}:${p.position.line}:${p.position.col}: ${p.message}`)), warnings: [], code: 'SKYHA_ERR_CONFIG_SYNTAX' };
   }
   const { source } = parsed;
   const render = (ps: LocatedProblem[]) => ps.sort(byPosition).map((p) => formatProblem(file, p));
@@ -47,8 +47,9 @@ export function loadConfigText(file: string, text: string, options: LoadOptions 
   if (options.member !== undefined) {
     member = findMember(config, options.member);
     if (!member) {
+      // Reported like every other error (at the nodes key), together with whatever else is wrong.
       const names = [...config.nodes, ...config.witnesses].map((m) => m.name);
-      return { errors: [`${file}: no member named ${JSON.stringify(options.member)}; the config defines ${names.join(', ')}`], warnings: [], code: 'SKYHA_ERR_CONFIG_UNKNOWN_MEMBER' };
+      found.push(locate(source, { severity: 'error', kind: 'member', path: ['nodes'], target: 'key', message: `expected the name of a node or witness (--node), found no member named ${JSON.stringify(options.member)}; the config defines ${names.join(', ')}` }));
     }
   }
   if (options.checkTls !== false) found.push(...checkTls(config, member, source.has).map((p) => locate(source, p)));
@@ -57,7 +58,8 @@ export function loadConfigText(file: string, text: string, options: LoadOptions 
   const warnings = render(found.filter((p) => p.severity === 'warning'));
   if (errors.length > 0) {
     const first = errors.sort(byPosition)[0]!;
-    return { errors: render(errors), warnings, code: first.kind === 'tls' ? 'SKYHA_ERR_CONFIG_TLS' : 'SKYHA_ERR_CONFIG_RULE' };
+    const code: ErrorCode = errors.some((p) => p.kind === 'member') ? 'SKYHA_ERR_CONFIG_UNKNOWN_MEMBER' : first.kind === 'tls' ? 'SKYHA_ERR_CONFIG_TLS' : 'SKYHA_ERR_CONFIG_RULE';
+    return { errors: render(errors), warnings, code };
   }
   return { config, errors: [], warnings };
 }

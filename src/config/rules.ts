@@ -2,6 +2,7 @@
  * Cross-field rules: what a schema cannot say. Each rule has a stable id that
  * appears in its errors ("[rule renew-within-lease]") and in the README.
  */
+import { posix } from 'node:path';
 import { formatDuration as d } from '../core/duration.js';
 import type { ClusterConfig, MemberConfig, ModuleConfig } from './model.js';
 import { voters } from './model.js';
@@ -24,15 +25,44 @@ function err(rule: string, path: KeyPath, message: string, extra: Partial<Config
   return { severity: 'error', kind: 'rule', rule, path, message, ...extra };
 }
 
-/** Path of a timing: the override when the file has one, else cluster.timings.X located at cluster.profile. */
-function timingPath(field: keyof Timings, has: (p: KeyPath) => boolean): { path: KeyPath; locateAt?: KeyPath } {
-  const path = ['cluster', 'timings', TIMING_KEYS[field]];
-  if (has(path)) return { path };
-  return { path, locateAt: has(['cluster', 'profile']) ? ['cluster', 'profile'] : ['cluster'] };
+/**
+ * Where a timing rule points: the first of the timings involved that the file
+ * overrides under cluster.timings (that is what the operator changed), else
+ * the first one, located at cluster.profile (or the cluster key).
+ */
+function timingPath(fields: readonly (keyof Timings)[], has: (p: KeyPath) => boolean): { path: KeyPath; locateAt?: KeyPath; target?: 'key' } {
+  const key = (f: keyof Timings): KeyPath => ['cluster', 'timings', TIMING_KEYS[f]];
+  const set = fields.find((f) => has(key(f)));
+  if (set) return { path: key(set) };
+  const path = key(fields[0]!);
+  if (has(['cluster', 'profile'])) return { path, locateAt: ['cluster', 'profile'] };
+  return { path, locateAt: ['cluster'], target: 'key' };
 }
 function timingValue(config: ClusterConfig, field: keyof Timings, has: (p: KeyPath) => boolean): string {
   const from = has(['cluster', 'timings', TIMING_KEYS[field]]) ? '' : ` (profile ${config.profile})`;
   return `${TIMING_KEYS[field]} ${d(config.timings[field])}${from}`;
+}
+function timingRule(rule: string, config: ClusterConfig, has: (p: KeyPath) => boolean, fields: readonly (keyof Timings)[], expected: string, found: string): ConfigProblem {
+  const at = timingPath(fields, has);
+  return err(rule, at.path, `expected ${expected}, found ${found}`, { ...(at.locateAt ? { locateAt: at.locateAt } : {}), ...(at.target ? { target: at.target } : {}) });
+}
+
+/** Witnesses that reuse a node's name are reported once, by unique-member-names; the other rules skip them. */
+function distinctVoters(config: ClusterConfig): readonly MemberConfig[] {
+  const nodeNames = new Set(config.nodes.map((n) => n.name));
+  return [...config.nodes, ...config.witnesses.filter((w) => !nodeNames.has(w.name))];
+}
+
+/** Members on loopback addresses share one machine. */
+function hostOf(address: string): string {
+  return /^(127\.|::1$|localhost$)/i.test(address) ? 'this machine (loopback)' : address;
+}
+
+/** Where a checker's interval or timeout comes from, when not from the checker itself. */
+function checkerSource(config: ClusterConfig, has: (p: KeyPath) => boolean, checkerPath: KeyPath, key: 'interval' | 'timeout'): string {
+  if (has([...checkerPath, key])) return '';
+  const timing = key === 'interval' ? 'check_interval' : 'check_timeout';
+  return has(['cluster', 'timings', timing]) ? ` (cluster.timings.${timing})` : ` (profile ${config.profile} ${timing})`;
 }
 
 export const RULES: readonly Rule[] = [
@@ -48,27 +78,48 @@ export const RULES: readonly Rule[] = [
   },
   {
     id: 'unique-endpoints',
-    says: 'No two listeners share an address and port: links, APIs and gate ports of members on the same address are all different.',
-    check(config) {
+    says: 'No two listeners share an address and port: links, APIs, farm applications and gates of members on the same address are all different (so the nodes of a farm module have different addresses).',
+    check(config, has) {
       const out: ConfigProblem[] = [];
       const taken = new Map<string, string>();
-      const claim = (addr: string, port: number, what: string, path: KeyPath) => {
+      /** Takes address:port for `what`; returns who had it already. */
+      const claim = (addr: string, port: number, what: string): string | undefined => {
         const k = `${addr}:${port}`;
         const prior = taken.get(k);
-        if (prior) out.push(err('unique-endpoints', path, `expected a port free on ${addr}, found ${port}, already used by ${prior}`));
-        else taken.set(k, what);
+        if (!prior) taken.set(k, what);
+        return prior;
       };
-      for (const m of voters(config)) {
-        claim(m.address, m.linkPort, `the link of ${m.name}`, [...memberPath(m), 'link_port']);
-        claim(m.address, m.apiPort, `the API of ${m.name}`, [...memberPath(m), 'api_port']);
-      }
-      for (const mod of config.modules) {
-        if (mod.kind !== 'farm' || !mod.gate) continue;
-        for (const n of config.nodes.filter((x) => mod.nodes.includes(x.name))) {
-          claim(n.address, mod.gate.port, `the gate of module ${mod.name} on ${n.name}`, [...modulePath(mod), 'gate', 'port']);
+      for (const m of distinctVoters(config)) {
+        for (const [field, port, what] of [['link_port', m.linkPort, `the link of ${m.name}`], ['api_port', m.apiPort, `the API of ${m.name}`]] as const) {
+          const prior = claim(m.address, port, what);
+          const path = [...memberPath(m), field];
+          if (prior) out.push(err('unique-endpoints', path, `expected a port free on ${m.address}, found ${port}, already used by ${prior}`, has(path) ? {} : { locateAt: memberPath(m), target: 'key' }));
         }
+      }
+      // A farm module listens on every node it runs on: the application on `port`, the gate on `gate.port`.
+      // One error per key, naming every node where the port is taken.
+      for (const mod of config.modules) {
+        if (mod.kind !== 'farm') continue;
+        // Two nodes of the module at one address would both listen on the same ports there.
+        const byAddress = new Map<string, MemberConfig[]>();
+        for (const n of config.nodes.filter((x) => mod.nodes.includes(x.name))) byAddress.set(n.address, [...(byAddress.get(n.address) ?? []), n]);
+        const shared = [...byAddress].filter(([, ns]) => ns.length > 1);
+        if (shared.length > 0) {
+          const path = [...modulePath(mod), 'nodes'];
+          const ports = `the application on port ${mod.port}${mod.gate ? ` and the gate on port ${mod.gate.port}` : ''}`;
+          out.push(err('unique-endpoints', path, `expected the module's nodes at different addresses (each one runs ${ports}), found ${shared.map(([a, ns]) => `${ns.map((n) => n.name).join(', ')} at ${a}`).join('; ')}`, has(path) ? {} : { locateAt: modulePath(mod), target: 'key' }));
+        }
+        const nodes = [...byAddress.values()].map((ns) => ns[0]!);
+        const listen = (port: number, what: string, path: KeyPath) => {
+          const priors = nodes.map((n) => claim(n.address, port, `${what} on ${n.name}`)).filter((p): p is string => p !== undefined);
+          if (priors.length > 0) out.push(err('unique-endpoints', path, `expected a port free on the module's nodes, found ${port}, already used by ${priors.join(' and ')}`));
+        };
+        listen(mod.port, `the application of module ${mod.name}`, [...modulePath(mod), 'port']);
+        if (!mod.gate) continue;
         if (mod.gate.port === mod.port) {
           out.push(err('unique-endpoints', [...modulePath(mod), 'gate', 'port'], `expected a gate port other than the application's port ${mod.port}, found ${mod.gate.port}`));
+        } else {
+          listen(mod.gate.port, `the gate of module ${mod.name}`, [...modulePath(mod), 'gate', 'port']);
         }
       }
       return out;
@@ -77,13 +128,16 @@ export const RULES: readonly Rule[] = [
   {
     id: 'unique-data-dirs',
     says: 'Members on the same address keep their state in different data directories.',
-    check(config) {
+    check(config, has) {
       const out: ConfigProblem[] = [];
       const taken = new Map<string, string>();
-      for (const m of voters(config)) {
-        const prior = taken.get(m.dataDir);
-        if (prior) out.push(err('unique-data-dirs', [...memberPath(m), 'data_dir'], `expected a data directory of its own, found ${m.dataDir}, also used by ${prior}`, { locateAt: memberPath(m) }));
-        else taken.set(m.dataDir, m.name);
+      for (const m of distinctVoters(config)) {
+        const host = hostOf(m.address);
+        const k = `${host}\0${posix.resolve(m.dataDir)}`; // "/var/lib/skyha/" is "/var/lib/skyha"
+        const prior = taken.get(k);
+        const path = [...memberPath(m), 'data_dir'];
+        if (prior) out.push(err('unique-data-dirs', path, `expected a data directory of its own, found ${m.dataDir}, also used by ${prior} on ${host}`, has(path) ? {} : { locateAt: memberPath(m), target: 'key' }));
+        else taken.set(k, m.name);
       }
       return out;
     },
@@ -91,18 +145,21 @@ export const RULES: readonly Rule[] = [
   {
     id: 'tls-per-member',
     says: 'With more than one member, `tls.cert` and `tls.key` contain `{member}`, so each member has its own identity.',
-    check(config) {
-      const members = voters(config);
+    check(config, has) {
+      const members = distinctVoters(config);
       const out: ConfigProblem[] = [];
       for (const field of ['cert', 'key'] as const) {
-        const seen = new Map<string, string>();
+        const seen = new Map<string, MemberConfig>();
         for (const m of members) {
           const prior = seen.get(m.tls[field]);
           if (prior) {
-            out.push(err('tls-per-member', ['tls', field], `expected a path with {member} so that each member has its own ${field}, found ${m.tls[field]} shared by ${prior} and ${m.name}`));
+            // Point at the member's own tls.cert/key when the file sets one (that is what clashes), else at tls.cert/key.
+            const own = [m, prior].map((x) => [...memberPath(x), 'tls', field]).find((p) => has(p));
+            if (own) out.push(err('tls-per-member', own, `expected ${field === 'cert' ? 'a certificate' : 'a key'} file of its own, found ${m.tls[field]}, also used by ${own[1] === m.name ? prior.name : m.name}`));
+            else out.push(err('tls-per-member', ['tls', field], `expected a path with {member} so that each member has its own ${field}, found ${m.tls[field]} shared by ${prior.name} and ${m.name}`, has(['tls', field]) ? {} : { locateAt: has(['tls']) ? ['tls'] : [], target: 'key' }));
             break;
           }
-          seen.set(m.tls[field], m.name);
+          seen.set(m.tls[field], m);
         }
       }
       return out;
@@ -122,13 +179,17 @@ export const RULES: readonly Rule[] = [
             if (!nodeNames.includes(n)) out.push(err('module-nodes-exist', [...modulePath(mod), 'nodes', i], `expected one of the nodes ${nodeNames.join(', ')}, found ${why(n)}`));
           });
         }
+        // The module's nodes that exist (names in `nodes` that do not are reported above, once);
+        // a name that is a node but not one of them "does not run this module".
+        const runs = mod.nodes.filter((n) => nodeNames.includes(n));
+        const notHere = (n: string) => (nodeNames.includes(n) ? `${JSON.stringify(n)}, which does not run this module` : why(n));
+        const theirs = runs.length > 0 ? `one of the module's nodes ${runs.join(', ')}` : 'one of the module\'s nodes (it names none that exists)';
         if (mod.kind === 'mirror' && mod.preferredNode && !mod.nodes.includes(mod.preferredNode)) {
-          const where = nodeNames.includes(mod.preferredNode) ? `${JSON.stringify(mod.preferredNode)}, which does not run this module` : why(mod.preferredNode);
-          out.push(err('preferred-node-exists', [...modulePath(mod), 'preferred_node'], `expected one of the module's nodes ${mod.nodes.join(', ')}, found ${where}`));
+          out.push(err('preferred-node-exists', [...modulePath(mod), 'preferred_node'], `expected ${theirs}, found ${notHere(mod.preferredNode)}`));
         }
         if (mod.kind === 'farm' && mod.gate) {
           for (const n of Object.keys(mod.gate.weights)) {
-            if (!mod.nodes.includes(n)) out.push(err('module-nodes-exist', [...modulePath(mod), 'gate', 'weights', n], `expected one of the module's nodes ${mod.nodes.join(', ')}, found ${why(n)}`, { target: 'key' }));
+            if (!mod.nodes.includes(n)) out.push(err('module-nodes-exist', [...modulePath(mod), 'gate', 'weights', n], `expected ${theirs}, found ${notHere(n)}`, { target: 'key' }));
           }
         }
       }
@@ -143,10 +204,14 @@ export const RULES: readonly Rule[] = [
   {
     id: 'mirror-needs-two-nodes',
     says: 'A mirror module runs on at least two nodes (someone must hold the replica).',
-    check(config) {
+    check(config, has) {
       return config.modules
         .filter((m) => m.kind === 'mirror' && m.nodes.length < 2)
-        .map((m) => err('mirror-needs-two-nodes', [...modulePath(m), 'nodes'], `expected at least two nodes for a mirror module, found ${m.nodes.length} (${m.nodes.join(', ')})`, { locateAt: modulePath(m) }));
+        .map((m) => {
+          const path = [...modulePath(m), 'nodes'];
+          if (has(path)) return err('mirror-needs-two-nodes', path, `expected at least two nodes for a mirror module, found ${m.nodes.length} (${m.nodes.join(', ')})`);
+          return err('mirror-needs-two-nodes', path, `expected at least two nodes for a mirror module, found ${m.nodes.length}: without nodes it runs on every node, and the cluster has only ${m.nodes.join(', ')}`, { locateAt: modulePath(m), target: 'key' });
+        });
     },
   },
   {
@@ -164,12 +229,14 @@ export const RULES: readonly Rule[] = [
     check(config) {
       const out: ConfigProblem[] = [];
       const seen: { dir: string; module: string }[] = [];
-      const norm = (p: string) => (p.endsWith('/') ? p : p + '/');
+      // Compare normalized paths ("/data/../srv/" is "/srv"), each with one trailing slash.
+      const norm = (p: string) => posix.normalize(p).replace(/\/*$/, '/');
       for (const mod of config.modules) {
         if (mod.kind !== 'mirror') continue;
         mod.directories.forEach((dir, i) => {
           const clash = seen.find((s) => norm(dir).startsWith(norm(s.dir)) || norm(s.dir).startsWith(norm(dir)));
-          if (clash) out.push(err('directories-disjoint', [...modulePath(mod), 'directories', i], `expected a directory apart from the others, found ${dir}, which overlaps ${clash.dir} of module ${clash.module}`));
+          const how = (c: { dir: string }) => (norm(c.dir) === norm(dir) ? 'is the same directory as' : norm(dir).startsWith(norm(c.dir)) ? 'is inside' : 'contains');
+          if (clash) out.push(err('directories-disjoint', [...modulePath(mod), 'directories', i], `expected a directory apart from the others, found ${dir}, which ${how(clash)} ${clash.dir} of module ${clash.module}`));
           else seen.push({ dir, module: mod.name });
         });
       }
@@ -202,7 +269,7 @@ export const RULES: readonly Rule[] = [
     check(config) {
       const n = voters(config).length;
       if (n >= 4 && n % 2 === 0) {
-        return [{ severity: 'warning', kind: 'rule', rule: 'even-voters', path: ['witnesses'], locateAt: config.witnesses.length ? ['witnesses'] : ['nodes'], message: `expected an odd number of voters, found ${n}: a split in two halves leaves no majority; add or remove a witness` }];
+        return [{ severity: 'warning', kind: 'rule', rule: 'even-voters', path: ['witnesses'], locateAt: config.witnesses.length ? ['witnesses'] : ['nodes'], target: 'key', message: `expected an odd number of voters, found ${n}: a split in two halves leaves no majority; add or remove a witness` }];
       }
       return [];
     },
@@ -213,11 +280,12 @@ export const RULES: readonly Rule[] = [
     check(config, has) {
       const t = config.timings;
       const out: ConfigProblem[] = [];
+      const v = (f: keyof Timings) => timingValue(config, f, has);
       if (!(t.heartbeatInterval < t.suspectAfter)) {
-        out.push(err('heartbeat-order', timingPath('suspectAfter', has).path, `expected suspect_after greater than ${timingValue(config, 'heartbeatInterval', has)}, found ${timingValue(config, 'suspectAfter', has)}`, { locateAt: timingPath('suspectAfter', has).locateAt }));
+        out.push(timingRule('heartbeat-order', config, has, ['suspectAfter', 'heartbeatInterval'], 'heartbeat_interval < suspect_after', `${v('heartbeatInterval')} >= ${v('suspectAfter')}`));
       }
       if (!(t.suspectAfter < t.deadAfter)) {
-        out.push(err('heartbeat-order', timingPath('deadAfter', has).path, `expected dead_after greater than ${timingValue(config, 'suspectAfter', has)}, found ${timingValue(config, 'deadAfter', has)}`, { locateAt: timingPath('deadAfter', has).locateAt }));
+        out.push(timingRule('heartbeat-order', config, has, ['deadAfter', 'suspectAfter'], 'suspect_after < dead_after', `${v('suspectAfter')} >= ${v('deadAfter')}`));
       }
       return out;
     },
@@ -228,8 +296,8 @@ export const RULES: readonly Rule[] = [
     check(config, has) {
       const t = config.timings;
       if (t.renewInterval + t.driftMargin < t.lease) return [];
-      const at = timingPath(has(['cluster', 'timings', 'renew_interval']) ? 'renewInterval' : 'lease', has);
-      return [err('renew-within-lease', at.path, `expected renew_interval + drift_margin < lease, found ${timingValue(config, 'renewInterval', has)} + ${timingValue(config, 'driftMargin', has)} >= ${timingValue(config, 'lease', has)}`, { locateAt: at.locateAt })];
+      const v = (f: keyof Timings) => timingValue(config, f, has);
+      return [timingRule('renew-within-lease', config, has, ['renewInterval', 'driftMargin', 'lease'], 'renew_interval + drift_margin < lease', `${v('renewInterval')} + ${v('driftMargin')} >= ${v('lease')}`)];
     },
   },
   {
@@ -238,18 +306,22 @@ export const RULES: readonly Rule[] = [
     check(config, has) {
       const t = config.timings;
       if (t.lease + t.driftMargin < t.failoverBudget) return [];
-      const at = timingPath(has(['cluster', 'timings', 'lease']) ? 'lease' : 'failoverBudget', has);
-      return [err('lease-within-failover-budget', at.path, `expected lease + drift_margin < failover_budget, found ${timingValue(config, 'lease', has)} + ${timingValue(config, 'driftMargin', has)} >= ${timingValue(config, 'failoverBudget', has)}`, { locateAt: at.locateAt })];
+      const v = (f: keyof Timings) => timingValue(config, f, has);
+      return [timingRule('lease-within-failover-budget', config, has, ['lease', 'driftMargin', 'failoverBudget'], 'lease + drift_margin < failover_budget', `${v('lease')} + ${v('driftMargin')} >= ${v('failoverBudget')}`)];
     },
   },
   {
     id: 'checker-timeout-within-interval',
     says: 'A checker\'s `timeout` is at most its `interval`, so checks never pile up.',
-    check(config) {
+    check(config, has) {
       const out: ConfigProblem[] = [];
       for (const mod of config.modules) {
         mod.checkers.forEach((c, i) => {
-          if (c.timeout > c.interval) out.push(err('checker-timeout-within-interval', [...modulePath(mod), 'checkers', i, 'timeout'], `expected at most the interval ${d(c.interval)}, found ${d(c.timeout)}`, { locateAt: [...modulePath(mod), 'checkers', i] }));
+          if (c.timeout <= c.interval) return;
+          const at: KeyPath = [...modulePath(mod), 'checkers', i];
+          // Point at the checker's timeout, else its interval, else the checker: the values then come from cluster.timings or the profile, as the message says.
+          const where = has([...at, 'timeout']) ? {} : has([...at, 'interval']) ? { locateAt: [...at, 'interval'] } : { locateAt: at, target: 'key' as const };
+          out.push(err('checker-timeout-within-interval', [...at, 'timeout'], `expected a timeout of at most the interval ${d(c.interval)}${checkerSource(config, has, at, 'interval')}, found ${d(c.timeout)}${checkerSource(config, has, at, 'timeout')}`, where));
         });
       }
       return out;
@@ -263,9 +335,10 @@ export const RULES: readonly Rule[] = [
       for (const mod of config.modules) {
         if (mod.kind !== 'farm') continue;
         mod.checkers.forEach((c, i) => {
-          if (c.interval * c.fall > config.timings.gateBudget) {
-            out.push(err('checker-within-gate-budget', [...modulePath(mod), 'checkers', i, 'interval'], `expected interval x fall within ${timingValue(config, 'gateBudget', has)}, found ${d(c.interval)} x ${c.fall} = ${d(c.interval * c.fall)}; lower interval or fall, or raise cluster.timings.gate_budget`, { locateAt: [...modulePath(mod), 'checkers', i] }));
-          }
+          if (c.interval * c.fall <= config.timings.gateBudget) return;
+          const at: KeyPath = [...modulePath(mod), 'checkers', i];
+          const where = has([...at, 'interval']) ? {} : has([...at, 'fall']) ? { locateAt: [...at, 'fall'] } : { locateAt: at, target: 'key' as const };
+          out.push(err('checker-within-gate-budget', [...at, 'interval'], `expected interval x fall within ${timingValue(config, 'gateBudget', has)}, found ${d(c.interval)}${checkerSource(config, has, at, 'interval')} x ${c.fall} = ${d(c.interval * c.fall)}; lower interval or fall, or raise cluster.timings.gate_budget`, where));
         });
       }
       return out;

@@ -8,7 +8,7 @@ import { isIP } from 'node:net';
 import AjvModule, { type ErrorObject } from 'ajv';
 import type { ConfigProblem } from './problem.js';
 import { didYouMean } from './problem.js';
-import { describeValue, type KeyPath } from './source.js';
+import { describeValue, quoted, type KeyPath } from './source.js';
 
 // ajv is published as CommonJS with a default export.
 const Ajv = AjvModule.default ?? AjvModule;
@@ -19,9 +19,11 @@ export const SCHEMA: JsonSchema = JSON.parse(readFileSync(SCHEMA_URL, 'utf8'));
 
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
-const ajv = new Ajv({ allErrors: true, verbose: true, discriminator: true, strict: true, strictRequired: false, allowUnionTypes: true });
+// No optimizing pass over the generated code: the schema compiles faster, and every command pays that at start.
+const ajv = new Ajv({ allErrors: true, verbose: true, discriminator: true, strict: true, strictRequired: false, allowUnionTypes: true, code: { optimize: false } });
 ajv.addKeyword({ keyword: 'x-expected', schemaType: 'string' });
-ajv.addFormat('host', { type: 'string', validate: (s: string) => isIP(s) !== 0 || HOSTNAME.test(s) });
+// Digits and dots only is meant as an IPv4 address (300.1.1.1 is not a host name).
+ajv.addFormat('host', { type: 'string', validate: (s: string) => isIP(s) !== 0 || (HOSTNAME.test(s) && !/^[0-9.]+$/.test(s)) });
 const validate = ajv.compile(SCHEMA);
 
 /** Checks data against the schema; returns every finding, or [] when it conforms. */
@@ -30,8 +32,16 @@ export function checkSchema(data: unknown): ConfigProblem[] {
     return [{ severity: 'error', kind: 'schema', path: [], message: `expected a mapping with the keys cluster, nodes and modules, found ${describeValue(data)}` }];
   }
   if (validate(data)) return [];
-  const problems = (validate.errors ?? []).flatMap((e) => translate(e, data));
-  return dedupe(problems);
+  const errors = validate.errors ?? [];
+  // "adress" is unknown and "address" is missing: one mistake, reported once, as the unknown key with its "did you mean".
+  const typos = new Set<string>();
+  for (const e of errors) {
+    if (e.keyword !== 'additionalProperties') continue;
+    const suggestion = suggestKey(e);
+    if (suggestion) typos.add(`${e.instancePath}/${suggestion}`);
+  }
+  const kept = errors.filter((e) => !(e.keyword === 'required' && typos.has(`${e.instancePath}/${String((e.params as { missingProperty?: unknown }).missingProperty)}`)));
+  return dedupe(kept.flatMap((e) => translate(e, data)));
 }
 
 function pathOf(instancePath: string): (string | number)[] {
@@ -58,6 +68,16 @@ function typeWords(t: string | string[]): string {
   return (Array.isArray(t) ? t : [t]).map((x) => words[x] ?? x).join(' or ');
 }
 
+/** Keys the schema allows here that the mapping does not have yet: the candidates for a typo. */
+function unusedKeys(e: ErrorObject): string[] {
+  const allowed = Object.keys((e.parentSchema as JsonSchema).properties ?? {});
+  const present = e.data && typeof e.data === 'object' ? Object.keys(e.data) : [];
+  return allowed.filter((k) => !present.includes(k));
+}
+function suggestKey(e: ErrorObject): string | undefined {
+  return /did you mean "(.*)"\?/.exec(didYouMean(String((e.params as { additionalProperty?: unknown }).additionalProperty), unusedKeys(e)))?.[1];
+}
+
 function translate(e: ErrorObject, data: unknown): ConfigProblem[] {
   const path = pathOf(e.instancePath);
   const found = describeValue(e.data);
@@ -70,7 +90,7 @@ function translate(e: ErrorObject, data: unknown): ConfigProblem[] {
       return problem({
         path: [...path, key],
         target: 'key',
-        message: `expected one of the keys ${allowed.join(', ')}; found unknown key ${JSON.stringify(key)}${didYouMean(key, allowed)}`,
+        message: `expected one of the keys ${allowed.join(', ')}, found unknown key ${quoted(key)}${didYouMean(key, unusedKeys(e))}`,
       });
     }
     case 'required': {
@@ -81,7 +101,8 @@ function translate(e: ErrorObject, data: unknown): ConfigProblem[] {
       return []; // the nested error (pattern) carries the detail, see below
     case 'discriminator': {
       const kinds = ((e.parentSchema as JsonSchema).oneOf as JsonSchema[]).map((b) => b.properties.kind.const as string);
-      if (p.error === 'tag') return problem({ path: [...path, 'kind'], locateAt: path, message: `expected one of ${kinds.join(', ')}, found ${describeValue(valueAt(data, [...path, 'kind']))}` });
+      const absent = valueAt(data, [...path, 'kind']) === undefined;
+      if (p.error === 'tag') return problem({ path: [...path, 'kind'], ...(absent ? { locateAt: path, target: 'key' as const } : {}), message: `expected one of ${kinds.join(', ')}, found ${describeValue(valueAt(data, [...path, 'kind']))}` });
       const tag = String(p.tagValue);
       return problem({ path: [...path, 'kind'], message: `expected one of ${kinds.join(', ')}, found ${describeValue(tag)}${didYouMean(tag, kinds)}` });
     }
@@ -111,7 +132,7 @@ function translate(e: ErrorObject, data: unknown): ConfigProblem[] {
     case 'maxLength': {
       // Errors inside propertyNames are about the key itself, not a value.
       if (e.propertyName !== undefined) {
-        return problem({ path: [...path, e.propertyName], target: 'key', message: `expected ${expected(e) ?? 'a valid name'}, found the name ${JSON.stringify(e.propertyName)}` });
+        return problem({ path: [...path, e.propertyName], target: 'key', message: `expected ${expected(e) ?? 'a valid name'}, found the name ${quoted(e.propertyName)}` });
       }
       const what = expected(e) ?? (e.keyword === 'minLength' ? 'a non-empty string' : e.keyword === 'maxLength' ? `at most ${p.limit} characters` : `a string matching ${p.pattern ?? p.format}`);
       return problem({ path, message: `expected ${what}, found ${found}` });
@@ -120,7 +141,8 @@ function translate(e: ErrorObject, data: unknown): ConfigProblem[] {
     case 'maximum': {
       const s = e.parentSchema as JsonSchema;
       const range = s.minimum !== undefined && s.maximum !== undefined ? `from ${s.minimum} to ${s.maximum}` : e.keyword === 'minimum' ? `of at least ${s.minimum}` : `of at most ${s.maximum}`;
-      return problem({ path, message: `expected ${expected(e) ?? `a number ${range}`}, found ${found}` });
+      const number = s.type === 'integer' ? 'a whole number' : 'a number';
+      return problem({ path, message: `expected ${expected(e) ?? `${number} ${range}`}, found ${found}` });
     }
     case 'minProperties': {
       const what = path.length === 1 ? `at least ${p.limit} entr${p.limit === 1 ? 'y' : 'ies'}` : `at least ${p.limit} key${p.limit === 1 ? '' : 's'}`;
@@ -129,8 +151,10 @@ function translate(e: ErrorObject, data: unknown): ConfigProblem[] {
     case 'minItems':
       return problem({ path, message: `expected at least ${p.limit} item${p.limit === 1 ? '' : 's'}, found ${found}` });
     case 'uniqueItems': {
+      // ajv's i and j are the two equal items in either order: report the later one.
       const items = e.data as unknown[];
-      return problem({ path: [...path, p.j], message: `expected each item once, found ${describeValue(items[p.j])} again (also item ${p.i})` });
+      const [first, again] = [Math.min(p.i, p.j), Math.max(p.i, p.j)];
+      return problem({ path: [...path, again], message: `expected each item once, found ${describeValue(items[again])} again (also item ${first})` });
     }
     default:
       return problem({ path, message: `expected ${expected(e) ?? 'a valid value'}, found ${found} (${e.message ?? e.keyword})` });

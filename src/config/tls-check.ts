@@ -3,7 +3,7 @@
  * member's certificate and key when validating for that member. A member is
  * who its certificate says, so the SAN must name it and the CA must sign it.
  */
-import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
+import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import type { ClusterConfig, MemberConfig } from './model.js';
 import type { ConfigProblem } from './problem.js';
@@ -29,6 +29,14 @@ export function sanNames(cert: X509Certificate): string[] {
     .map((s) => s.trim())
     .filter((s) => s.startsWith('DNS:'))
     .map((s) => s.slice(4));
+}
+
+function samePublicKey(key: KeyObject, cert: X509Certificate): boolean {
+  try {
+    return createPublicKey(key).export({ type: 'spki', format: 'der' }).equals(cert.publicKey.export({ type: 'spki', format: 'der' }));
+  } catch {
+    return false;
+  }
 }
 
 export function checkTls(config: ClusterConfig, member: MemberConfig | undefined, has: (p: KeyPath) => boolean): ConfigProblem[] {
@@ -72,20 +80,24 @@ export function checkTls(config: ClusterConfig, member: MemberConfig | undefined
     }
     const now = Date.now();
     if (Date.parse(cert.validTo) < now) out.push(problem(certAt.path, `expected a certificate valid today, found one that expired on ${cert.validTo}`, certAt.locateAt));
+    else if (Date.parse(cert.validFrom) > now) out.push(problem(certAt.path, `expected a certificate valid today, found one valid only from ${cert.validFrom}`, certAt.locateAt));
   }
   const keyFile = read(member.tls.key);
   if (!keyFile.text) out.push(problem(keyAt.path, `expected ${member.name}'s private key at ${member.tls.key}, found ${keyFile.why}`, keyAt.locateAt));
   else {
-    const mode = statSync(member.tls.key).mode & 0o777;
-    if (mode & 0o077) out.push(problem(keyAt.path, `expected ${member.tls.key} readable by its owner only (mode 0600), found mode 0${mode.toString(8)}`, keyAt.locateAt));
+    // Parse first: the mode of a file that is no key at all is beside the point.
+    let key: KeyObject | undefined;
     try {
-      const key = createPrivateKey(keyFile.text);
-      const fromKey = createPublicKey(key).export({ type: 'spki', format: 'der' });
-      if (cert && !fromKey.equals(cert.publicKey.export({ type: 'spki', format: 'der' }))) {
-        out.push(problem(keyAt.path, `expected the private key of ${member.tls.cert}, found a key that does not match it`, keyAt.locateAt));
-      }
+      key = createPrivateKey(keyFile.text);
     } catch {
       out.push(problem(keyAt.path, `expected a PEM private key in ${member.tls.key}, found something else`, keyAt.locateAt));
+    }
+    if (key) {
+      const mode = statSync(member.tls.key).mode & 0o777;
+      if (mode & 0o077) out.push(problem(keyAt.path, `expected ${member.tls.key} readable by its owner only (mode 0600), found mode 0${mode.toString(8)}`, keyAt.locateAt));
+      if (cert && !samePublicKey(key, cert)) {
+        out.push(problem(keyAt.path, `expected the private key of ${member.tls.cert}, found a key that does not match it`, keyAt.locateAt));
+      }
     }
   }
   return out;
