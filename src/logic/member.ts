@@ -57,6 +57,8 @@ interface ModuleSlot {
   primary?: ReplicationPrimaryState;
   secondary: ReplicationSecondaryState;
   nextAnnounceAt: number;
+  /** The voters whose grants back the lease now (acquisition or latest renewal): the evidence for starting as primary. */
+  grantedBy?: readonly string[];
 }
 
 export interface MemberState {
@@ -95,6 +97,8 @@ export type MemberAction =
   | { type: 'change-refused'; module: string; reason: Reason }
   | { type: 'barrier-done'; module: string; id: string; ok: boolean; reason: Reason }
   | { type: 'quorum'; module: string; epoch: number; grantedBy: readonly string[] }
+  /** This node no longer holds the module's lease (lost, transferred or released). */
+  | { type: 'lease-ended'; module: string; epoch: number; reason: Reason }
   | { type: 'event'; module?: string; reason: Reason; data?: Record<string, string | number> }
   | { type: 'wake'; at: number };
 
@@ -114,6 +118,10 @@ export function initMember(config: MemberConfig, disk: MemberDisk | undefined, n
     barrierSeq: 0,
   };
   if (isNode) {
+    for (const m of config.modules) {
+      const d = disk?.modules[m.name];
+      if (d && m.nodes.includes(config.self)) state.voter = stepVoter(state.voter, { type: 'local-data', module: m.name, dataEpoch: d.dataEpoch }, now).state;
+    }
     const known: Record<string, number> = {};
     for (const m of config.modules) known[m.name] = disk?.modules[m.name]?.epoch ?? 0;
     state.client = initClient(config.self, voters, { lease: t.lease, renewInterval: t.renewInterval, driftMargin: t.driftMargin, requestTimeout: t.renewInterval }, known);
@@ -321,6 +329,8 @@ function persistModule(run: Run, module: string): void {
   const epoch = Math.max(slot.mirror.epoch, slot.secondary.epoch, run.state.client?.knownEpoch[module] ?? 0);
   const data = slot.primary ? { dataEpoch: slot.primary.epoch, applied: slot.primary.seq } : { dataEpoch: slot.secondary.dataEpoch, applied: slot.secondary.applied };
   run.actions.push({ type: 'persist-module', module, epoch, ...data });
+  // The voter reports it with its votes: data that survives proves the cluster is not new.
+  voter(run, { type: 'local-data', module, dataEpoch: data.dataEpoch });
 }
 
 function onMembership(run: Run, a: MembershipAction): void {
@@ -355,11 +365,17 @@ function onClient(run: Run, a: ClientAction): void {
       run.state = { ...run.state, wakes: { ...run.state.wakes, client: a.at } };
       return;
     case 'lease-acquired':
-      run.actions.push({ type: 'quorum', module: a.module, epoch: a.epoch, grantedBy: a.grantedBy });
+      if (run.state.modules[a.module]) setSlot(run, a.module, { grantedBy: a.grantedBy });
       run.queue.push({ to: 'mirror', module: a.module, event: { type: 'lease-acquired', epoch: a.epoch, inSync: a.record.inSync, forced: a.forced, reason: a.reason } });
       return;
     case 'lease-renewed': {
+      if (run.state.modules[a.module]) setSlot(run, a.module, { grantedBy: a.grantedBy });
       const slot = run.state.modules[a.module];
+      // The role no longer wants the lease (it stepped down meanwhile): keeping it would only block the others.
+      if (slot && (slot.mirror.role === 'secondary' || slot.mirror.role === 'out-of-service')) {
+        run.queue.push({ to: 'client', event: { type: 'release', module: a.module } });
+        return;
+      }
       if (slot && slot.mirror.app !== 'stopped') run.actions.push({ type: 'extend-app', module: a.module, validUntil: a.validUntil });
       return;
     }
@@ -372,16 +388,18 @@ function onClient(run: Run, a: ClientAction): void {
       run.actions.push({ type: 'event', module: a.module, reason: a.reason });
       return;
     case 'lease-lost':
+      run.actions.push({ type: 'lease-ended', module: a.module, epoch: a.epoch, reason: a.reason });
       run.queue.push({ to: 'mirror', module: a.module, event: { type: 'lease-lost', epoch: a.epoch, reason: a.reason } });
       return;
     case 'acquire-failed':
       run.queue.push({ to: 'mirror', module: a.module, event: { type: 'lease-failed', reason: a.reason, ...(a.retryAfter !== undefined ? { retryAfter: a.retryAfter } : {}) } });
       return;
     case 'transferred':
+      run.actions.push({ type: 'event', module: a.module, reason: a.reason });
       run.queue.push({ to: 'mirror', module: a.module, event: { type: 'lease-transferred', epoch: a.epoch, to: a.to } });
       return;
     case 'released':
-      run.actions.push({ type: 'event', module: a.module, reason: a.reason });
+      run.actions.push({ type: 'lease-ended', module: a.module, epoch: a.epoch, reason: a.reason });
       return;
   }
 }
@@ -399,25 +417,32 @@ function onMirror(run: Run, module: string, a: MirrorAction): void {
       run.queue.push({ to: 'client', event: { type: 'adopt', module, epoch: a.epoch, inSync: a.inSync, dataEpoch: slot().secondary.dataEpoch } });
       return;
     case 'lease-transfer':
+      // Asking for the transfer gives the lease away: voters may promise it to the target at once.
+      run.actions.push({ type: 'lease-ended', module, epoch: slot().mirror.epoch, reason: reason('LEASE_TRANSFERRING', `handing the lease of ${module} to ${a.to}`) });
       run.queue.push({ to: 'client', event: { type: 'transfer', module, to: a.to } });
       return;
     case 'lease-release':
       run.queue.push({ to: 'client', event: { type: 'release', module } });
       return;
     case 'start-app': {
-      const lease = run.state.client ? heldLease(run.state.client, module) : undefined;
+      const held = run.state.client ? heldLease(run.state.client, module) : undefined;
+      // A lease whose end has come is no lease, even if the client has not yet been told the time.
+      const lease = held && held.validUntil > run.now ? held : undefined;
       if (!lease) {
         // Never start without a lease in hand (the role machine should not ask; this is the last guard).
+        // A lease past its end may still be in the client's hands: give it up, so that others need not wait.
+        if (held) run.queue.push({ to: 'client', event: { type: 'release', module } });
         run.queue.push({ to: 'mirror', module, event: { type: 'lease-lost', epoch: a.epoch, reason: reason('NO_LEASE', 'no lease in hand at start') } });
         return;
       }
-      // Serve from the local data: its history continues as this epoch's.
-      const sec = slot().secondary;
+      // Serve from the local data: its history continues as this epoch's. After an aborted hand-over the
+      // same epoch goes on: keep its numbering, or secondaries would take new changes for old ones.
       const spec = run.state.config.modules.find((m) => m.name === module)!;
-      const primary = initReplicationPrimary({ module, self: run.state.config.self, epoch: lease.epoch, secondaries: spec.nodes, inSync: lease.record.inSync, timings: run.state.config.replication, seq: 0 });
-      void sec;
+      const existing = slot().primary;
+      const primary = existing && existing.epoch === lease.epoch ? existing : initReplicationPrimary({ module, self: run.state.config.self, epoch: lease.epoch, secondaries: spec.nodes, inSync: lease.record.inSync, timings: run.state.config.replication, seq: 0 });
       setSlot(run, module, { primary, nextAnnounceAt: run.now });
       persistModule(run, module);
+      run.actions.push({ type: 'quorum', module, epoch: lease.epoch, grantedBy: slot().grantedBy ?? [] });
       run.actions.push({ type: 'start-app', module, epoch: lease.epoch, validUntil: lease.validUntil, reason: a.reason });
       return;
     }

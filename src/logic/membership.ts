@@ -206,12 +206,13 @@ export function stepMembership(state: MembershipState, event: MembershipEvent, n
   }
   expire(m, now);
   // A new incarnation goes out at once; otherwise keep the cadence.
-  if (m.announce || now >= m.nextHeartbeatAt) {
-    const next = m.announce ? now + state.config.heartbeatInterval : m.nextHeartbeatAt + state.config.heartbeatInterval;
-    m.nextHeartbeatAt = next > now ? next : now + state.config.heartbeatInterval;
-    m.heartbeats.push({ type: 'broadcast-heartbeat', heartbeat: { from: state.config.self, incarnation: m.incarnation, view: viewOf(snapshot(m)) } });
+  const beat = m.announce || now >= m.nextHeartbeatAt;
+  if (beat) {
+    const at = m.announce ? now + state.config.heartbeatInterval : m.nextHeartbeatAt + state.config.heartbeatInterval;
+    m.nextHeartbeatAt = at > now ? at : now + state.config.heartbeatInterval;
   }
   const next = snapshot(m);
+  if (beat) m.heartbeats.push({ type: 'broadcast-heartbeat', heartbeat: { from: state.config.self, incarnation: m.incarnation, view: viewOf(next) } });
   const actions: MembershipAction[] = [...m.selfActions, ...m.changes.sort((a, b) => compare(a.member, b.member)), ...m.heartbeats, { type: 'wake', at: nextWake(next) }];
   return { state: next, actions };
 }
@@ -301,6 +302,9 @@ function refuteIfNeeded(m: Work, by: string, entry: ViewEntry): void {
 function expire(m: Work, now: number): void {
   const { suspectAfter, deadAfter } = m.config;
   // Confirmations are counted against the statuses as they were before this pass, so the order of names does not matter.
+  // (Copied only when some peer is or may become suspect: most passes change nothing.)
+  const mayChange = Object.values(m.peers).some((r) => r.status === 'suspect' || (r.status !== 'dead' && now - r.lastHeard >= suspectAfter));
+  if (!mayChange) return;
   const before = snapshot(m);
   const K = m.config.peers.length - 1;
   for (const name of Object.keys(m.peers).sort()) {
@@ -380,9 +384,10 @@ function change(w: Work, member: string, to: MemberStatus, now: number, why: Rea
 
 function snapshot(w: Work): MembershipState {
   const peers: Record<string, PeerRecord> = {};
-  for (const name of Object.keys(w.peers).sort()) {
+  // Peers keep the name order they were created in (initMembership sorts them).
+  for (const name of Object.keys(w.peers)) {
     const rec = w.peers[name]!;
-    peers[name] = { ...rec, suspectedBy: sortKeys(rec.suspectedBy) };
+    peers[name] = Object.keys(rec.suspectedBy).length > 1 ? { ...rec, suspectedBy: sortKeys(rec.suspectedBy) } : rec;
   }
   return { config: w.config, incarnation: w.incarnation, nextHeartbeatAt: w.nextHeartbeatAt, peers };
 }

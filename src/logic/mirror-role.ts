@@ -102,6 +102,7 @@ export const MIRROR_REASONS = {
   BACK_IN_SERVICE: 'BACK_IN_SERVICE',
   STALE_EPOCH_REFUSED: 'STALE_EPOCH_REFUSED',
   NOT_PRIMARY: 'NOT_PRIMARY',
+  APP_STOPPED: 'APP_STOPPED',
 } as const;
 const R = MIRROR_REASONS;
 
@@ -189,7 +190,12 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
     case 'lease-failed': {
       if (s().role === 'acquiring') {
         become(out, 'secondary', event.reason);
-        set(out, { nextAttemptAt: now + Math.max(s().timings.renewInterval, event.retryAfter ?? 0) });
+        // Not in sync: trying again soon would only compete with a node that can take over. (One lease, not more:
+        // a voter with a stale record may have refused a node that is in fact in sync.)
+        const backoff = event.reason.code === 'LEASE_NOT_IN_SYNC' ? s().timings.lease : s().timings.renewInterval;
+        // Plus this node's rank, so that candidates that just collided do not collide again in step.
+        const rank = rankDelay(s().self, liveNodes(s()), s().preferredNode, s().timings);
+        set(out, { nextAttemptAt: now + Math.max(backoff, event.retryAfter ?? 0) + rank });
       }
       break;
     }
@@ -218,10 +224,19 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
         out.actions.push({ type: 'stop-app', reason: reason(R.NOT_PRIMARY, `stopping ${m}: this node is no longer its primary`) });
       }
       break;
-    case 'app-stopped':
+    case 'app-stopped': {
+      const expected = s().app === 'stopping';
       set(out, { app: 'stopped' });
       if (s().role === 'handing-over' && s().handOverTo) out.actions.push({ type: 'final-barrier', to: s().handOverTo! });
+      else if (!expected && (s().role === 'primary' || s().role === 'promoting')) {
+        // It stopped by itself (crashed, or the keeper stopped it while the agent was frozen): start it again
+        // under the lease; the member checks the lease is still held, and the restart policy counts it.
+        set(out, { app: 'starting' });
+        become(out, 'promoting', reason(R.APP_STOPPED, `${m} stopped unexpectedly on ${s().self}; starting it again as primary`));
+        out.actions.push({ type: 'start-app', epoch: s().epoch, reason: reason(R.APP_STOPPED, `restarting ${m} as primary at epoch ${s().epoch}`) });
+      }
       break;
+    }
     case 'barrier-done': {
       const to = s().handOverTo;
       if (s().role !== 'handing-over' || !to) break;

@@ -54,6 +54,9 @@ export function stepReplicationSecondary(state: ReplicationSecondaryState, event
   }
   const ack = (seq: number): ReplicationSecondaryAction => ({ type: 'send', to: event.from, message: { type: 'repl-ack', module: s.module, epoch: msg.epoch, seq } });
   if (msg.type === 'repl-snapshot') {
+    // A late or duplicated snapshot of this same history must not take the data back: the primary counts
+    // acknowledgements as never going backwards.
+    if (st.dataEpoch === msg.epoch && msg.seq <= st.applied) return { state: st, actions: [...actions, ack(st.applied)] };
     st = { ...st, dataEpoch: msg.epoch, applied: msg.seq };
     actions.push({ type: 'apply-snapshot', seq: msg.seq, data: msg.data }, ack(msg.seq));
     return { state: st, actions };

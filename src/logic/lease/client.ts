@@ -61,7 +61,7 @@ export type ClientAction =
   | { type: 'send'; to: string; message: LeaseRequest }
   | { type: 'wake'; at: number }
   | { type: 'lease-acquired'; module: string; epoch: number; validUntil: number; record: LeaseRecord; forced: boolean; grantedBy: readonly string[]; reason: Reason }
-  | { type: 'lease-renewed'; module: string; epoch: number; validUntil: number }
+  | { type: 'lease-renewed'; module: string; epoch: number; validUntil: number; grantedBy: readonly string[] }
   | { type: 'record-committed'; module: string; record: LeaseRecord; reason: Reason }
   | { type: 'lease-at-risk'; module: string; epoch: number; validUntil: number; reason: Reason }
   | { type: 'lease-lost'; module: string; epoch: number; reason: Reason }
@@ -186,7 +186,7 @@ function startAcquire(out: Out, module: string, force: boolean, dataEpoch: numbe
   const epoch = (out.state.knownEpoch[module] ?? 0) + 1;
   const round = newRound(out, now);
   setModule(out, module, { phase: 'acquiring', epoch, force, dataEpoch, staleRetries, ...round });
-  broadcast(out, { type: 'lease-acquire', module, requestId: round.requestId, candidate: out.state.self, epoch });
+  broadcast(out, { type: 'lease-acquire', module, requestId: round.requestId, candidate: out.state.self, epoch, dataEpoch, ...(force ? { force } : {}) });
 }
 
 function startCommit(out: Out, module: string, epoch: number, record: LeaseRecord, forced: boolean, now: number, validUntil: number): void {
@@ -243,7 +243,7 @@ function onReply(out: Out, reply: LeaseReply, now: number): void {
     if (c.refused > n - majority) {
       releaseGrants(out, reply.module, m.epoch, replies);
       setModule(out, reply.module, { phase: 'idle' });
-      out.actions.push(refusedAcquire(reply.module, replies));
+      out.actions.push(refusedAcquire(reply.module, replies, out.state.self, m.dataEpoch));
     }
     return;
   }
@@ -282,7 +282,7 @@ function onReply(out: Out, reply: LeaseReply, now: number): void {
     const committed = round.record.version > m.record.version;
     const pending = m.pending && m.pending.version > round.record.version ? m.pending : undefined;
     setModule(out, reply.module, { phase: 'holding', epoch: m.epoch, record: round.record, validUntil, nextRenewAt: m.nextRenewAt, atRisk: false, ...(pending ? { pending } : {}) });
-    out.actions.push({ type: 'lease-renewed', module: reply.module, epoch: m.epoch, validUntil });
+    out.actions.push({ type: 'lease-renewed', module: reply.module, epoch: m.epoch, validUntil, grantedBy: granters(replies).split(', ') });
     if (committed) out.actions.push({ type: 'record-committed', module: reply.module, record: round.record, reason: reason(R.IN_SYNC_COMMITTED, `committed the in-sync set of ${reply.module}: [${round.record.inSync.join(', ')}] (version ${round.record.version})`) });
   } else if (c.refused > n - majority) {
     setModule(out, reply.module, { phase: 'idle' });
@@ -363,8 +363,8 @@ function eligibility(self: string, replies: Record<string, LeaseReply>, voters: 
   const knowing = all.filter((r) => !r.amnesiac);
   const newest = newestRecord(replies);
   if (knowing.length < majorityOf(voters)) {
-    // A new cluster: every voter answered and none has ever stored a record.
-    const bootstrap = all.length === voters && !newest;
+    // A new cluster: every voter answered, none has ever stored a record, and no member holds data.
+    const bootstrap = all.length === voters && !newest && all.every((r) => (r.dataEpoch ?? 0) <= 0);
     if (bootstrap) return 'eligible';
     if (force) return 'forced';
     if (all.length === voters) return reason(R.LEASE_UNKNOWN_STATE, `cannot tell who is in sync: only ${knowing.length} of ${voters} voters remember the module's record`);
@@ -372,20 +372,32 @@ function eligibility(self: string, replies: Record<string, LeaseReply>, voters: 
   }
   if (!newest) return 'eligible';
   if (mayTakeOver(newest, self, dataEpoch)) return 'eligible';
-  const named = newest.holder === self || newest.inSync.includes(self) || (newest.inSync.length === 0 && (newest.lastInSync ?? []).includes(self));
   if (force) return 'forced';
-  if (named) return reason(R.LEASE_NOT_IN_SYNC, `may not become primary: the local data continues epoch ${dataEpoch}, not epoch ${newest.epoch} of ${newest.holder} (was the disk lost?)`);
-  return reason(R.LEASE_NOT_IN_SYNC, `may not become primary: not in the in-sync set [${newest.inSync.join(', ')}] of ${newest.holder} at epoch ${newest.epoch}`);
+  return notInSync(self, newest, dataEpoch);
 }
 
-function refusedAcquire(module: string, replies: Record<string, LeaseReply>): ClientAction {
+/** Why this node may not take over from `record`, in the words an operator needs. */
+function notInSync(self: string, record: LeaseRecord, dataEpoch: number): Reason {
+  const named = record.holder === self || record.inSync.includes(self) || (record.inSync.length === 0 && (record.lastInSync ?? []).includes(self));
+  if (named) return reason(R.LEASE_NOT_IN_SYNC, `may not become primary: the local data continues epoch ${dataEpoch}, not epoch ${record.epoch} of ${record.holder} (was the disk lost?)`);
+  return reason(R.LEASE_NOT_IN_SYNC, `may not become primary: not in the in-sync set [${record.inSync.join(', ')}] of ${record.holder} at epoch ${record.epoch}`);
+}
+
+function refusedAcquire(module: string, replies: Record<string, LeaseReply>, self?: string, dataEpoch?: number): ClientAction {
   const all = Object.values(replies);
+  const newest = newestRecord(replies);
+  if (self !== undefined && dataEpoch !== undefined && newest && all.some((r) => r.refusal === 'NOT_IN_SYNC')) {
+    const why = notInSync(self, newest, dataEpoch);
+    return { type: 'acquire-failed', module, reason: reason(why.code, `${why.text} (refused by ${refusers(replies)})`) };
+  }
   const promised = all.find((r) => r.refusal === 'PROMISED' && r.promise);
   const quarantine = all.some((r) => r.refusal === 'QUARANTINE');
+  const refusedNotInSync = all.some((r) => r.refusal === 'NOT_IN_SYNC');
+  const code = refusedNotInSync ? R.LEASE_NOT_IN_SYNC : promised ? R.LEASE_PROMISED_ELSEWHERE : R.LEASE_NO_MAJORITY;
   const action: ClientAction = {
     type: 'acquire-failed',
     module,
-    reason: reason(promised ? R.LEASE_PROMISED_ELSEWHERE : R.LEASE_NO_MAJORITY, `could not become primary of ${module}: refused by ${refusers(replies)}`),
+    reason: reason(code, `could not become primary of ${module}: refused by ${refusers(replies)}`),
   };
   if (promised?.promise) {
     action.holder = promised.promise.holder;

@@ -82,7 +82,8 @@ export function mayTakeOver(record: LeaseRecord, node: string, dataEpoch: number
 }
 
 export type LeaseRequest =
-  | { type: 'lease-acquire'; module: string; requestId: number; candidate: string; epoch: number }
+  /** `dataEpoch`/`force`: so that a voter that knows the record refuses a candidate that may not take over, promising nothing. */
+  | { type: 'lease-acquire'; module: string; requestId: number; candidate: string; epoch: number; dataEpoch: number; force?: boolean }
   | { type: 'lease-renew'; module: string; requestId: number; holder: string; epoch: number; record?: LeaseRecord }
   | { type: 'lease-transfer'; module: string; requestId: number; holder: string; epoch: number; to: string }
   | { type: 'lease-release'; module: string; holder: string; epoch: number };
@@ -95,7 +96,9 @@ export type Refusal =
   /** The proposed epoch is not above every epoch the voter has seen. */
   | 'STALE_EPOCH'
   /** A renewal or transfer from someone the voter's promise is not to. */
-  | 'NOT_HOLDER';
+  | 'NOT_HOLDER'
+  /** By the record this voter knows, the candidate does not hold every acknowledged change. */
+  | 'NOT_IN_SYNC';
 
 export interface LeaseReply {
   type: 'lease-reply';
@@ -111,12 +114,15 @@ export interface LeaseReply {
   maxEpoch: number;
   /** Whom the voter currently promises the lease to, and for how much longer (ms, its clock). */
   promise?: { holder: string; epoch: number; remaining: number };
+  /** The epoch whose history the data on the voter's own member continues (0: none, e.g. a witness). */
+  dataEpoch?: number;
 }
 
 /** Voter to voter: a voter that lost its state asks the others what they know (docs/design/lease.md). */
 export type VoterSync =
   | { type: 'voter-sync-request' }
-  | { type: 'voter-sync-reply'; voter: string; amnesiac: boolean; modules: Record<string, { record?: LeaseRecord; maxEpoch: number }> };
+  /** `amnesiac`: for modules not listed; each listed module says whether this voter knows it. */
+  | { type: 'voter-sync-reply'; voter: string; amnesiac: boolean; modules: Record<string, { record?: LeaseRecord; maxEpoch: number; amnesiac?: boolean }>; data?: Record<string, number> };
 
 export type LeaseMessage = LeaseRequest | LeaseReply | VoterSync;
 

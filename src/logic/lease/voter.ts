@@ -5,7 +5,7 @@
  * See docs/design/lease.md for why these rules keep two primaries apart.
  */
 import type { LeaseMessage, LeaseRecord, LeaseReply, LeaseRequest, Refusal, VoterSync } from './messages.js';
-import { newerRecord } from './messages.js';
+import { mayTakeOver, newerRecord } from './messages.js';
 import type { Step } from '../step.js';
 
 export interface VoterTimings {
@@ -43,6 +43,11 @@ export interface VoterState {
   /** While amnesiac: what the other voters answered to its catch-up request, and when to ask again. */
   sync?: { replies: Record<string, Extract<VoterSync, { type: 'voter-sync-reply' }>>; nextAt: number };
   modules: Record<string, VoterModule>;
+  /**
+   * The data epoch of each module on this voter's own member, told by the member. "No record anywhere"
+   * proves a new cluster only if no member holds data either: records can be forgotten, data survives.
+   */
+  localData: Record<string, number>;
 }
 
 /** What the voter persists before it replies (the driver writes it durably, then sends). */
@@ -57,7 +62,7 @@ export type VoterAction =
   | { type: 'send'; to: string; message: LeaseReply | VoterSync }
   | { type: 'wake'; at: number };
 
-export type VoterEvent = { type: 'receive'; from: string; message: LeaseMessage } | { type: 'tick' };
+export type VoterEvent = { type: 'receive'; from: string; message: LeaseMessage } | { type: 'tick' } | { type: 'local-data'; module: string; dataEpoch: number };
 
 /** Boot a voter from what its disk holds (undefined: no disk, or a lost one). */
 export function initVoter(self: string, voters: readonly string[], timings: VoterTimings, disk: VoterDisk | undefined, now: number): VoterState {
@@ -70,7 +75,7 @@ export function initVoter(self: string, voters: readonly string[], timings: Vote
       ...(m.promise ? { promise: { ...m.promise, released: false } } : {}),
     };
   }
-  const state: VoterState = { self, voters: [...voters].sort(), timings, quarantineUntil: now + timings.lease + timings.driftMargin, amnesiac: disk === undefined || disk.amnesiac === true, modules };
+  const state: VoterState = { self, voters: [...voters].sort(), timings, quarantineUntil: now + timings.lease + timings.driftMargin, amnesiac: disk === undefined || disk.amnesiac === true, modules, localData: {} };
   if (state.amnesiac) state.sync = { replies: {}, nextAt: now };
   return state;
 }
@@ -87,39 +92,56 @@ function majority(n: number): number {
  */
 function onSync(state: VoterState, from: string, msg: VoterSync, now: number): { state: VoterState; actions: VoterAction[] } {
   if (msg.type === 'voter-sync-request') {
-    const modules: Record<string, { record?: LeaseRecord; maxEpoch: number }> = {};
-    for (const [name, m] of Object.entries(state.modules)) modules[name] = { maxEpoch: m.maxEpoch, ...(m.record ? { record: m.record } : {}) };
-    return { state, actions: [{ type: 'send', to: from, message: { type: 'voter-sync-reply', voter: state.self, amnesiac: state.amnesiac, modules } }] };
+    const modules: Record<string, { record?: LeaseRecord; maxEpoch: number; amnesiac?: boolean }> = {};
+    for (const [name, m] of Object.entries(state.modules)) modules[name] = { maxEpoch: m.maxEpoch, ...(m.record ? { record: m.record } : {}), ...(m.amnesiac ? { amnesiac: true } : {}) };
+    return { state, actions: [{ type: 'send', to: from, message: { type: 'voter-sync-reply', voter: state.self, amnesiac: state.amnesiac, modules, data: state.localData } }] };
   }
-  if (!state.amnesiac || !state.sync || msg.voter === state.self || !state.voters.includes(msg.voter)) return { state, actions: [] };
+  if (!state.sync || msg.voter === state.self || !state.voters.includes(msg.voter)) return { state, actions: [] };
   const replies = { ...state.sync.replies, [msg.voter]: msg };
-  const knowing = Object.values(replies).filter((r) => !r.amnesiac);
-  // A new cluster: every other voter answered and nobody, this voter included, holds any record.
   const all = Object.values(replies);
-  const fresh = all.length === state.voters.length - 1 && [...all.flatMap((r) => Object.values(r.modules)), ...Object.values(state.modules)].every((m) => !m.record);
-  if (knowing.length < majority(state.voters.length) && !fresh) return { state: { ...state, sync: { ...state.sync, replies } }, actions: [] };
-  const modules: Record<string, VoterModule> = {};
-  const names = new Set([...Object.keys(state.modules), ...(fresh ? all : knowing).flatMap((r) => Object.keys(r.modules))]);
+  const need = majority(state.voters.length);
+  const knows = (r: (typeof all)[number], name: string) => {
+    const m = r.modules[name];
+    return m ? !m.amnesiac : !r.amnesiac;
+  };
+  // A new cluster: every other voter answered and nobody, this voter included, holds any record.
+  const noData = [...all.flatMap((r) => Object.values(r.data ?? {})), ...Object.values(state.localData)].every((d) => d <= 0);
+  const fresh = noData && all.length === state.voters.length - 1 && [...all.flatMap((r) => Object.values(r.modules)), ...Object.values(state.modules)].every((m) => !m.record);
+  const wholesale = fresh || all.filter((r) => !r.amnesiac).length >= need;
+  const modules: Record<string, VoterModule> = { ...state.modules };
+  let learned = false;
+  const names = new Set([...Object.keys(state.modules), ...all.flatMap((r) => Object.keys(r.modules))]);
   for (const name of names) {
     const own = state.modules[name];
+    if (own && !own.amnesiac && !state.amnesiac) continue;
+    // Per module: learned once a majority of the voters, each knowing this module, told it their record.
+    const sources = fresh ? all : all.filter((r) => knows(r, name));
+    if (!fresh && sources.length < need) continue;
     let record = own?.record;
     let maxEpoch = own?.maxEpoch ?? 0;
-    for (const r of fresh ? all : knowing) {
+    for (const r of sources) {
       const theirs = r.modules[name];
       if (!theirs) continue;
       record = newerRecord(record, theirs.record);
       maxEpoch = Math.max(maxEpoch, theirs.maxEpoch);
     }
     modules[name] = { ...(own ?? {}), maxEpoch: Math.max(maxEpoch, record?.epoch ?? 0), amnesiac: false, ...(record ? { record } : {}) };
+    learned = true;
   }
-  const { sync: _done, ...rest } = state;
-  const next: VoterState = { ...rest, amnesiac: false, modules };
+  if (!wholesale && !learned) return { state: { ...state, sync: { ...state.sync, replies } }, actions: [] };
+  let next: VoterState = { ...state, modules, sync: { ...state.sync, replies } };
+  if (wholesale) {
+    // Knowing voters were a majority: every module they did not list has no record anywhere.
+    const { sync: _done, ...rest } = next;
+    next = { ...rest, amnesiac: false };
+  }
   void now;
   return { state: next, actions: [{ type: 'persist', disk: diskOf(next) }] };
 }
 
 function syncTick(state: VoterState, now: number): { state: VoterState; actions: VoterAction[] } {
   if (!state.amnesiac || !state.sync) return { state, actions: [] };
+  // Still asking: the voter as a whole does not know yet (modules it learned meanwhile are known).
   const actions: VoterAction[] = [];
   let s = state;
   if (now >= state.sync.nextAt) {
@@ -156,6 +178,10 @@ function promiseBinds(state: VoterState, p: Promise_ | undefined, now: number): 
 
 export function stepVoter(state: VoterState, event: VoterEvent, now: number): Step<VoterState, VoterAction> {
   if (event.type === 'tick') return syncTick(state, now);
+  if (event.type === 'local-data') {
+    if (state.localData[event.module] === event.dataEpoch) return { state, actions: [] };
+    return { state: { ...state, localData: { ...state.localData, [event.module]: event.dataEpoch } }, actions: [] };
+  }
   const msg = event.message;
   if (msg.type === 'lease-reply') return { state, actions: [] }; // replies are for clients
   if (msg.type === 'voter-sync-request' || msg.type === 'voter-sync-reply') {
@@ -175,6 +201,9 @@ export function stepVoter(state: VoterState, event: VoterEvent, now: number): St
       else if (promiseBinds(state, m.promise, now) && m.promise!.holder !== msg.candidate) refusal = 'PROMISED';
       else if (promiseBinds(state, m.promise, now) && m.promise!.holder === msg.candidate && m.promise!.epoch >= msg.epoch) refusal = 'STALE_EPOCH';
       else if (msg.epoch <= m.maxEpoch) refusal = 'STALE_EPOCH';
+      // Knowing the record, refuse a candidate that could not use the lease: its promise would only block others.
+      // (A candidate whose data comes from a later epoch shows that this voter's record is the stale one.)
+      else if (!m.amnesiac && m.record && !msg.force && msg.dataEpoch <= m.record.epoch && !mayTakeOver(m.record, msg.candidate, msg.dataEpoch)) refusal = 'NOT_IN_SYNC';
       else {
         granted = true;
         changed = true;
@@ -239,6 +268,7 @@ function replyFor(state: VoterState, req: Exclude<LeaseRequest, { type: 'lease-r
     granted,
     amnesiac: m.amnesiac,
     maxEpoch: m.maxEpoch,
+    dataEpoch: state.localData[req.module] ?? 0,
   };
   if (refusal) reply.refusal = refusal;
   if (m.record) reply.record = m.record;

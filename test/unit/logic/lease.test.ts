@@ -19,19 +19,19 @@ function primaryOnA(): LeaseBench {
 describe('majority lease: voter', () => {
   it('refuses every acquisition during its start-up quarantine, then grants', () => {
     const v0 = initVoter('w', ['a', 'b', 'w'], TIMINGS, { modules: {} }, 1000);
-    const early = stepVoter(v0, { type: 'receive', from: 'a', message: { type: 'lease-acquire', module: 'db', requestId: 1, candidate: 'a', epoch: 1 } }, 1000 + Q - 1);
+    const early = stepVoter(v0, { type: 'receive', from: 'a', message: { type: 'lease-acquire', module: 'db', requestId: 1, candidate: 'a', epoch: 1, dataEpoch: 0 } }, 1000 + Q - 1);
     assert.deepEqual(early.actions.map((a) => a.type), ['send']);
     const reply = early.actions[0]!.type === 'send' ? early.actions[0]!.message : undefined;
     assert.equal(reply?.type === 'lease-reply' && reply.granted, false);
     assert.equal(reply?.type === 'lease-reply' && reply.refusal, 'QUARANTINE');
-    const late = stepVoter(v0, { type: 'receive', from: 'a', message: { type: 'lease-acquire', module: 'db', requestId: 2, candidate: 'a', epoch: 1 } }, 1000 + Q);
+    const late = stepVoter(v0, { type: 'receive', from: 'a', message: { type: 'lease-acquire', module: 'db', requestId: 2, candidate: 'a', epoch: 1, dataEpoch: 0 } }, 1000 + Q);
     assert.deepEqual(late.actions.map((a) => a.type), ['persist', 'send'], 'persists the promise before replying');
     assert.equal(late.actions[1]!.type === 'send' && late.actions[1]!.message.type === 'lease-reply' && late.actions[1]!.message.granted, true);
   });
 
   it('stays amnesiac across a restart until it caught up, even after persisting a promise', () => {
     let v = initVoter('w', ['a', 'b', 'w'], TIMINGS, undefined, 0);
-    const step = stepVoter(v, { type: 'receive', from: 'a', message: { type: 'lease-acquire', module: 'db', requestId: 1, candidate: 'a', epoch: 3 } }, Q);
+    const step = stepVoter(v, { type: 'receive', from: 'a', message: { type: 'lease-acquire', module: 'db', requestId: 1, candidate: 'a', epoch: 3, dataEpoch: 0 } }, Q);
     const persisted = step.actions.find((a) => a.type === 'persist');
     assert.ok(persisted?.type === 'persist');
     v = initVoter('w', ['a', 'b', 'w'], TIMINGS, persisted.disk, 5000);
@@ -41,7 +41,7 @@ describe('majority lease: voter', () => {
 
   it('refuses a stale epoch and reports the highest it has seen', () => {
     let v = initVoter('w', ['a', 'b', 'w'], TIMINGS, { modules: { db: { maxEpoch: 5 } } }, 0);
-    const r = stepVoter(v, { type: 'receive', from: 'a', message: { type: 'lease-acquire', module: 'db', requestId: 1, candidate: 'a', epoch: 5 } }, Q);
+    const r = stepVoter(v, { type: 'receive', from: 'a', message: { type: 'lease-acquire', module: 'db', requestId: 1, candidate: 'a', epoch: 5, dataEpoch: 0 } }, Q);
     v = r.state;
     const reply = r.actions.find((a) => a.type === 'send');
     assert.equal(reply?.type === 'send' && reply.message.type === 'lease-reply' && reply.message.refusal, 'STALE_EPOCH');
@@ -50,9 +50,9 @@ describe('majority lease: voter', () => {
 
   it('keeps a promise until it expired plus the drift margin, on its own clock', () => {
     let v = initVoter('w', ['a', 'b', 'w'], TIMINGS, { modules: {} }, 0);
-    v = stepVoter(v, { type: 'receive', from: 'a', message: { type: 'lease-acquire', module: 'db', requestId: 1, candidate: 'a', epoch: 1 } }, Q).state;
+    v = stepVoter(v, { type: 'receive', from: 'a', message: { type: 'lease-acquire', module: 'db', requestId: 1, candidate: 'a', epoch: 1, dataEpoch: 0 } }, Q).state;
     const ask = (at: number) => {
-      const s = stepVoter(v, { type: 'receive', from: 'b', message: { type: 'lease-acquire', module: 'db', requestId: 2, candidate: 'b', epoch: 2 } }, at);
+      const s = stepVoter(v, { type: 'receive', from: 'b', message: { type: 'lease-acquire', module: 'db', requestId: 2, candidate: 'b', epoch: 2, dataEpoch: 0 } }, at);
       const send = s.actions.find((a) => a.type === 'send');
       return send?.type === 'send' && send.message.type === 'lease-reply' ? send.message : undefined;
     };

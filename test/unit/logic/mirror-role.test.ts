@@ -53,6 +53,15 @@ describe('mirror role', () => {
     assert.deepEqual(types(late.actions), ['stop-app']);
   });
 
+  it('an application that stops by itself on the primary is started again under the lease', () => {
+    const r = run(primaryA(), [[100, { type: 'app-stopped' }]]);
+    assert.deepEqual(types(r.actions), ['role:promoting', 'start-app']);
+    assert.equal(r.actions[0]!.type === 'role-changed' && r.actions[0]!.reason.code, R.APP_STOPPED);
+    // A stop the machine asked for is not a failure.
+    const asked = run(primaryA(), [[100, { type: 'lease-lost', epoch: 1, reason: why }], [101, { type: 'app-stopped' }]]);
+    assert.deepEqual(types(asked.actions), ['stop-app', 'role:secondary']);
+  });
+
   it('a secondary that stops hearing the primary tries for the lease after a lease length', () => {
     let s = initMirror({ module: 'db', self: 'b', nodes: ['a', 'b'], preferredNode: 'a', timings: T, now: 0 });
     s = run(s, [[10, { type: 'announce', from: 'a', epoch: 1, inSync: ['b'] }]]).state;

@@ -155,6 +155,19 @@ describe('replication: primary and secondaries', () => {
     assert.equal(rig.primary.secondaries.b!.acked, 0);
   });
 
+  it('a late or duplicated snapshot never takes a secondary back', () => {
+    let sec = initReplicationSecondary({ module: 'db', self: 'b', dataEpoch: 2, applied: 0, epoch: 2 });
+    const snap = (seq: number) => ({ type: 'receive' as const, from: 'a', message: { type: 'repl-snapshot' as const, module: 'db', epoch: 2, seq, data: `[${seq}]` } });
+    sec = stepReplicationSecondary(sec, { type: 'primary', node: 'a', epoch: 2 }, 0).state;
+    const first = stepReplicationSecondary(sec, snap(24), 0);
+    assert.deepEqual(first.actions.map((a) => a.type), ['apply-snapshot', 'send']);
+    const late = stepReplicationSecondary(first.state, snap(23), 0);
+    assert.deepEqual(late.actions.map((a) => a.type), ['send'], 'no apply');
+    assert.equal(late.state.applied, 24);
+    const ack = late.actions[0];
+    assert.equal(ack?.type === 'send' && ack.message.type === 'repl-ack' && ack.message.seq, 24);
+  });
+
   it('a secondary whose data continues another epoch is resynced by a snapshot', () => {
     const rig = new Rig([]);
     rig.primary = initReplicationPrimary({ module: 'db', self: 'a', epoch: 3, secondaries: ['b'], inSync: [], timings: TIMINGS });
