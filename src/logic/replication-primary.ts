@@ -41,6 +41,12 @@ export interface ReplicationPrimaryState {
   secondaries: Record<string, SecondaryTrack>;
   committedInSync: readonly string[];
   proposed?: readonly string[];
+  /**
+   * Members of every in-sync set proposed since the last commit that covers the latest proposal. A
+   * proposal may reach some voters without being committed, and a candidate may read it there: its members
+   * must hold every acknowledged change too, so barriers wait for them as well.
+   */
+  outstanding: readonly string[];
   barriers: { id: string; seq: number; deadline: number }[];
   refusedStale: number;
 }
@@ -74,7 +80,7 @@ const R = REPLICATION_REASONS;
 export function initReplicationPrimary(o: { module: string; self: string; epoch: number; secondaries: readonly string[]; inSync: readonly string[]; timings: ReplicationTimings; seq?: number }): ReplicationPrimaryState {
   const secondaries: Record<string, SecondaryTrack> = {};
   for (const n of o.secondaries) if (n !== o.self) secondaries[n] = { connected: false, acked: -1, lastSentAt: -Infinity, snapshotting: false };
-  return { module: o.module, self: o.self, epoch: o.epoch, timings: o.timings, seq: o.seq ?? 0, log: [], secondaries, committedInSync: [...o.inSync].sort(), barriers: [], refusedStale: 0 };
+  return { module: o.module, self: o.self, epoch: o.epoch, timings: o.timings, seq: o.seq ?? 0, log: [], secondaries, committedInSync: [...o.inSync].sort(), outstanding: [], barriers: [], refusedStale: 0 };
 }
 
 type Out = { state: ReplicationPrimaryState; actions: ReplicationPrimaryAction[] };
@@ -111,7 +117,11 @@ export function stepReplicationPrimary(state: ReplicationPrimaryState, event: Re
     case 'committed': {
       const inSync = [...event.inSync].filter((n) => n !== s().self).sort();
       out.state = { ...s(), committedInSync: inSync };
-      if (s().proposed && s().proposed!.join() === inSync.join()) delete out.state.proposed;
+      // The latest proposal is committed: every earlier one is superseded wherever a candidate could look.
+      if (s().proposed && s().proposed!.join() === inSync.join()) {
+        delete out.state.proposed;
+        out.state = { ...out.state, outstanding: [] };
+      }
       break;
     }
     case 'tick':
@@ -198,20 +208,22 @@ function housekeeping(out: Out, now: number): void {
       ? `${removed.join(', ')} ${removed.length > 1 ? 'are' : 'is'} no longer in sync with ${s.module}: ${removed.map((n) => (out.state.secondaries[n]!.connected ? 'lagging behind' : 'lost')).join(', ')}`
       : `${added.join(', ')} caught up with ${s.module}`;
     const code = removed.length ? (removed.some((n) => !out.state.secondaries[n]!.connected) ? R.SECONDARY_LOST : R.SECONDARY_LAGGING) : R.SECONDARY_CAUGHT_UP;
-    out.state = { ...out.state, proposed: desired };
+    out.state = { ...out.state, proposed: desired, outstanding: [...new Set([...out.state.outstanding, ...desired])].sort() };
     out.actions.push({ type: 'propose-in-sync', inSync: desired, reason: reason(code, text) });
   }
-  // Barriers: durable on every member of the committed in-sync set, which is not empty.
+  // Barriers: durable on every member of the committed in-sync set, which is not empty, and of every set
+  // proposed since (a candidate may read a proposal that never got committed).
   const inSync = out.state.committedInSync;
+  const mustHold = [...new Set([...inSync, ...out.state.outstanding])];
   const remaining: ReplicationPrimaryState['barriers'] = [];
   for (const b of out.state.barriers) {
-    const done = inSync.length > 0 && inSync.every((n) => (out.state.secondaries[n]?.acked ?? -1) >= b.seq);
+    const done = inSync.length > 0 && mustHold.every((n) => (out.state.secondaries[n]?.acked ?? -1) >= b.seq);
     if (done) {
       out.actions.push({ type: 'barrier-done', id: b.id, ok: true, reason: reason(R.BARRIER_DONE, `every change up to ${b.seq} of ${s.module} is durable on ${inSync.join(', ')}`) });
     } else if (now >= b.deadline) {
       const why = inSync.length === 0
         ? reason(R.BARRIER_NO_IN_SYNC, `barrier of ${s.module} failed: no secondary is in sync, so no change is durable on two nodes`)
-        : reason(R.BARRIER_TIMEOUT, `barrier of ${s.module} timed out: not yet durable on ${inSync.filter((n) => (out.state.secondaries[n]?.acked ?? -1) < b.seq).join(', ')}`);
+        : reason(R.BARRIER_TIMEOUT, `barrier of ${s.module} timed out: not yet durable on ${mustHold.filter((n) => (out.state.secondaries[n]?.acked ?? -1) < b.seq).join(', ')}`);
       out.actions.push({ type: 'barrier-done', id: b.id, ok: false, reason: why });
     } else remaining.push(b);
   }

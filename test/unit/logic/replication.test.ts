@@ -119,6 +119,21 @@ describe('replication: primary and secondaries', () => {
     assert.equal(rig.barrier('x')?.ok, true);
   });
 
+  it('a barrier also waits for the members of a proposed in-sync set that is not committed yet', () => {
+    const rig = new Rig(['b', 'c']);
+    rig.p({ type: 'committed', inSync: ['c'] }); // b's addition (proposed) is not committed
+    assert.deepEqual(rig.primary.outstanding, ['b', 'c']);
+    rig.blocked.add('b');
+    rig.write('w1');
+    rig.p({ type: 'barrier', id: 'x', deadline: 10_000 });
+    rig.flush();
+    assert.equal(rig.barrier('x'), undefined, 'b was proposed in sync: a candidate could read that proposal');
+    rig.p({ type: 'committed', inSync: ['b', 'c'] });
+    rig.blocked.delete('b');
+    rig.at(150);
+    assert.equal(rig.barrier('x')?.ok, true);
+  });
+
   it('with no secondary in sync a barrier fails at its deadline, saying so', () => {
     const rig = new Rig(['b']);
     rig.blocked.add('b');
