@@ -1,7 +1,7 @@
 /**
  * The shape shared by every machine of the decision core:
  *   step(state, event, now) -> { state, actions }
- * Machines are pure: no I/O, no timers, no Date.now(). Time comes in as `now`
+ * Machines are pure: no I/O, no timers, no reading of a clock. Time comes in as `now`
  * (milliseconds on the member's own clock); effects go out as actions that a
  * driver (the agent, or the simulator) carries out.
  */
