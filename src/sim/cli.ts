@@ -286,7 +286,7 @@ async function runAll(o: CliOptions, write: (s: string) => void): Promise<number
   write(
     `\n${runs} schedules (model ${o.model}, shape ${o.shape}${o.harsh ? ', harsh' : ''}${o.linkModel === 'fifo' ? ', fifo links' : ''}, master seed ${o.seed}): ${failures.length === 0 ? 'all passed' : `${failures.length} failed`}\n` +
       `  ${(totals.virtualMs / 1000).toFixed(0)} s of virtual time, ${totals.faults} faults, ${totals.events} events, messages ${totals.sent} sent / ${totals.delivered} delivered / ${totals.dropped} dropped\n` +
-      (skipped.length > 0 ? `  out of scope in some schedules (too much data lost at once): ${skipped.join(', ')}\n` : '') +
+      (skipped.length > 0 ? `  out of scope in some schedules (too much data, or knowledge of the record, lost at once): ${skipped.join(', ')}\n` : '') +
       `  ${rate.toFixed(1)} schedules/s (${(wallMs / 1000).toFixed(2)} s wall, ${o.workers} worker${o.workers === 1 ? '' : 's'})\n`,
   );
   return failures.length === 0 ? 0 : 1;
