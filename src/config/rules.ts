@@ -42,7 +42,7 @@ function timingValue(config: ClusterConfig, field: keyof Timings, has: (p: KeyPa
   const from = has(['cluster', 'timings', TIMING_KEYS[field]]) ? '' : ` (profile ${config.profile})`;
   return `${TIMING_KEYS[field]} ${d(config.timings[field])}${from}`;
 }
-function timingRule(rule: string, config: ClusterConfig, has: (p: KeyPath) => boolean, fields: readonly (keyof Timings)[], expected: string, found: string): ConfigProblem {
+function timingRule(rule: string, has: (p: KeyPath) => boolean, fields: readonly (keyof Timings)[], expected: string, found: string): ConfigProblem {
   const at = timingPath(fields, has);
   return err(rule, at.path, `expected ${expected}, found ${found}`, { ...(at.locateAt ? { locateAt: at.locateAt } : {}), ...(at.target ? { target: at.target } : {}) });
 }
@@ -246,7 +246,7 @@ export const RULES: readonly Rule[] = [
   {
     id: 'two-node-policy',
     says: 'Two nodes without a witness must choose `cluster.two_node_policy`; other shapes must not set it. `preferred_node_wins` needs a `preferred_node` on every mirror module.',
-    check(config, has) {
+    check(config) {
       const twoBare = config.nodes.length === 2 && config.witnesses.length === 0;
       if (twoBare && !config.twoNodePolicy) {
         return [err('two-node-policy', ['cluster', 'two_node_policy'], 'expected a choice for two nodes without a witness: stop_when_alone or preferred_node_wins (or add a witness), found nothing', { locateAt: ['cluster'], target: 'key' })];
@@ -259,7 +259,6 @@ export const RULES: readonly Rule[] = [
           .filter((m) => m.kind === 'mirror' && !m.preferredNode)
           .map((m) => err('two-node-policy', [...modulePath(m), 'preferred_node'], 'expected a preferred_node, which two_node_policy preferred_node_wins needs to break ties, found nothing', { locateAt: modulePath(m), target: 'key' }));
       }
-      void has;
       return [];
     },
   },
@@ -282,10 +281,10 @@ export const RULES: readonly Rule[] = [
       const out: ConfigProblem[] = [];
       const v = (f: keyof Timings) => timingValue(config, f, has);
       if (!(t.heartbeatInterval < t.suspectAfter)) {
-        out.push(timingRule('heartbeat-order', config, has, ['suspectAfter', 'heartbeatInterval'], 'heartbeat_interval < suspect_after', `${v('heartbeatInterval')} >= ${v('suspectAfter')}`));
+        out.push(timingRule('heartbeat-order', has, ['suspectAfter', 'heartbeatInterval'], 'heartbeat_interval < suspect_after', `${v('heartbeatInterval')} >= ${v('suspectAfter')}`));
       }
       if (!(t.suspectAfter < t.deadAfter)) {
-        out.push(timingRule('heartbeat-order', config, has, ['deadAfter', 'suspectAfter'], 'suspect_after < dead_after', `${v('suspectAfter')} >= ${v('deadAfter')}`));
+        out.push(timingRule('heartbeat-order', has, ['deadAfter', 'suspectAfter'], 'suspect_after < dead_after', `${v('suspectAfter')} >= ${v('deadAfter')}`));
       }
       return out;
     },
@@ -297,7 +296,7 @@ export const RULES: readonly Rule[] = [
       const t = config.timings;
       if (t.renewInterval + t.driftMargin < t.lease) return [];
       const v = (f: keyof Timings) => timingValue(config, f, has);
-      return [timingRule('renew-within-lease', config, has, ['renewInterval', 'driftMargin', 'lease'], 'renew_interval + drift_margin < lease', `${v('renewInterval')} + ${v('driftMargin')} >= ${v('lease')}`)];
+      return [timingRule('renew-within-lease', has, ['renewInterval', 'driftMargin', 'lease'], 'renew_interval + drift_margin < lease', `${v('renewInterval')} + ${v('driftMargin')} >= ${v('lease')}`)];
     },
   },
   {
@@ -307,7 +306,7 @@ export const RULES: readonly Rule[] = [
       const t = config.timings;
       if (t.lease + t.driftMargin < t.failoverBudget) return [];
       const v = (f: keyof Timings) => timingValue(config, f, has);
-      return [timingRule('lease-within-failover-budget', config, has, ['lease', 'driftMargin', 'failoverBudget'], 'lease + drift_margin < failover_budget', `${v('lease')} + ${v('driftMargin')} >= ${v('failoverBudget')}`)];
+      return [timingRule('lease-within-failover-budget', has, ['lease', 'driftMargin', 'failoverBudget'], 'lease + drift_margin < failover_budget', `${v('lease')} + ${v('driftMargin')} >= ${v('failoverBudget')}`)];
     },
   },
   {

@@ -278,24 +278,17 @@ function refuteIfNeeded(m: Work, by: string, entry: ViewEntry): void {
   const { self } = m.config;
   const before = m.incarnation;
   if ((entry.status === 'suspect' || entry.status === 'dead') && entry.incarnation >= before) {
-    m.incarnation = entry.incarnation + 1;
-    m.announce = true;
-    m.selfActions.push({
-      type: 'incarnation-changed',
-      from: before,
-      to: m.incarnation,
-      reason: reason(MEMBERSHIP_REASONS.SELF_REFUTED, `refuted the rumour that ${self} is ${entry.status}: ${by} holds it ${entry.status} at incarnation ${entry.incarnation}, raised ours to ${m.incarnation}`),
-    });
+    raiseIncarnation(m, entry.incarnation + 1, reason(MEMBERSHIP_REASONS.SELF_REFUTED, `refuted the rumour that ${self} is ${entry.status}: ${by} holds it ${entry.status} at incarnation ${entry.incarnation}, raised ours to ${entry.incarnation + 1}`));
   } else if (entry.incarnation > before) {
-    m.incarnation = entry.incarnation + 1;
-    m.announce = true;
-    m.selfActions.push({
-      type: 'incarnation-changed',
-      from: before,
-      to: m.incarnation,
-      reason: reason(MEMBERSHIP_REASONS.SELF_CAUGHT_UP, `raised the incarnation of ${self} from ${before} to ${m.incarnation}: ${by} knows it at ${entry.incarnation} and would ignore our heartbeats`),
-    });
+    raiseIncarnation(m, entry.incarnation + 1, reason(MEMBERSHIP_REASONS.SELF_CAUGHT_UP, `raised the incarnation of ${self} from ${before} to ${entry.incarnation + 1}: ${by} knows it at ${entry.incarnation} and would ignore our heartbeats`));
   }
+}
+
+/** Our incarnation goes up, and the next heartbeat goes out at once so the peers learn it. */
+function raiseIncarnation(m: Work, to: number, why: Reason): void {
+  m.selfActions.push({ type: 'incarnation-changed', from: m.incarnation, to, reason: why });
+  m.incarnation = to;
+  m.announce = true;
 }
 
 /** Timers: alive → suspect after `suspectAfter`, suspect → dead at the suspicion timeout, unknown → dead after `deadAfter`. */

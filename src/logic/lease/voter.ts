@@ -90,7 +90,7 @@ function majority(n: number): number {
  * them itself, told it their records: any record committed before is on a
  * majority, which shares a member with those (docs/design/lease.md).
  */
-function onSync(state: VoterState, from: string, msg: VoterSync, now: number): { state: VoterState; actions: VoterAction[] } {
+function onSync(state: VoterState, from: string, msg: VoterSync): { state: VoterState; actions: VoterAction[] } {
   if (msg.type === 'voter-sync-request') {
     const modules: Record<string, { record?: LeaseRecord; maxEpoch: number; amnesiac?: boolean }> = {};
     for (const [name, m] of Object.entries(state.modules)) modules[name] = { maxEpoch: m.maxEpoch, ...(m.record ? { record: m.record } : {}), ...(m.amnesiac ? { amnesiac: true } : {}) };
@@ -135,7 +135,6 @@ function onSync(state: VoterState, from: string, msg: VoterSync, now: number): {
     const { sync: _done, ...rest } = next;
     next = { ...rest, amnesiac: false };
   }
-  void now;
   return { state: next, actions: [{ type: 'persist', disk: diskOf(next) }] };
 }
 
@@ -169,6 +168,12 @@ function diskOf(state: VoterState): VoterDisk {
   return state.amnesiac ? { amnesiac: true, modules } : { modules };
 }
 
+/** The voter's promise, if it is to `holder` at `epoch` and not released: what renewals, transfers and releases need. */
+function promiseOf(m: VoterModule, holder: string, epoch: number): Promise_ | undefined {
+  const p = m.promise;
+  return p && !p.released && p.holder === holder && p.epoch === epoch ? p : undefined;
+}
+
 /** True while the promise still binds: not released, and not expired plus the drift margin. */
 function promiseBinds(state: VoterState, p: Promise_ | undefined, now: number): boolean {
   if (!p || p.released) return false;
@@ -185,7 +190,7 @@ export function stepVoter(state: VoterState, event: VoterEvent, now: number): St
   const msg = event.message;
   if (msg.type === 'lease-reply') return { state, actions: [] }; // replies are for clients
   if (msg.type === 'voter-sync-request' || msg.type === 'voter-sync-reply') {
-    const r = onSync(state, event.from, msg, now);
+    const r = onSync(state, event.from, msg);
     const t = syncTick(r.state, now);
     return { state: t.state, actions: [...r.actions, ...t.actions] };
   }
@@ -213,8 +218,8 @@ export function stepVoter(state: VoterState, event: VoterEvent, now: number): St
       break;
     }
     case 'lease-renew': {
-      const p = m.promise;
-      if (!p || p.released || p.holder !== msg.holder || p.epoch !== msg.epoch) refusal = 'NOT_HOLDER';
+      const p = promiseOf(m, msg.holder, msg.epoch);
+      if (!p) refusal = 'NOT_HOLDER';
       else {
         granted = true;
         changed = true;
@@ -230,8 +235,7 @@ export function stepVoter(state: VoterState, event: VoterEvent, now: number): St
       break;
     }
     case 'lease-transfer': {
-      const p = m.promise;
-      if (!p || p.released || p.holder !== msg.holder || p.epoch !== msg.epoch) refusal = 'NOT_HOLDER';
+      if (!promiseOf(m, msg.holder, msg.epoch)) refusal = 'NOT_HOLDER';
       else {
         granted = true;
         changed = true;
@@ -241,8 +245,8 @@ export function stepVoter(state: VoterState, event: VoterEvent, now: number): St
       break;
     }
     case 'lease-release': {
-      const p = m.promise;
-      if (p && !p.released && p.holder === msg.holder && p.epoch === msg.epoch) {
+      const p = promiseOf(m, msg.holder, msg.epoch);
+      if (p) {
         next.promise = { ...p, released: true };
         changed = true;
       }

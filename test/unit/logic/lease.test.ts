@@ -39,6 +39,22 @@ describe('majority lease: voter', () => {
     assert.equal(v.modules.db?.amnesiac, true);
   });
 
+  it('refuses, promising nothing, a candidate that its record says may not take over — unless its record is the stale one', () => {
+    const record = { holder: 'a', epoch: 3, inSync: ['b'], version: 2, baseEpoch: 2 };
+    const v = initVoter('w', ['a', 'b', 'c', 'w', 'x'], TIMINGS, { modules: { db: { record, maxEpoch: 3 } } }, 0);
+    const ask = (candidate: string, dataEpoch: number, force?: boolean) => {
+      const step = stepVoter(v, { type: 'receive', from: candidate, message: { type: 'lease-acquire', module: 'db', requestId: 1, candidate, epoch: 4, dataEpoch, ...(force ? { force } : {}) } }, Q);
+      const send = step.actions.find((a) => a.type === 'send');
+      return { reply: send?.type === 'send' && send.message.type === 'lease-reply' ? send.message : undefined, persisted: step.actions.some((a) => a.type === 'persist') };
+    };
+    const lagging = ask('c', 3);
+    assert.equal(lagging.reply?.refusal, 'NOT_IN_SYNC');
+    assert.equal(lagging.persisted, false, 'no promise made');
+    assert.equal(ask('b', 3).reply?.granted, true, 'an in-sync node is granted');
+    assert.equal(ask('c', 5).reply?.granted, true, 'data from a later epoch shows the voter\'s record is stale: the candidate decides with the majority');
+    assert.equal(ask('c', 3, true).reply?.granted, true, 'an operator may force');
+  });
+
   it('refuses a stale epoch and reports the highest it has seen', () => {
     let v = initVoter('w', ['a', 'b', 'w'], TIMINGS, { modules: { db: { maxEpoch: 5 } } }, 0);
     const r = stepVoter(v, { type: 'receive', from: 'a', message: { type: 'lease-acquire', module: 'db', requestId: 1, candidate: 'a', epoch: 5, dataEpoch: 0 } }, Q);
@@ -250,6 +266,19 @@ describe('majority lease: client and voters together', () => {
     for (const m of ['a', 'b', 'w']) bench.boot(m, false);
     bench.runUntil(50);
     for (const m of ['a', 'b', 'w']) assert.equal(bench.voters.get(m)!.amnesiac, false, m);
+  });
+
+  it('no record anywhere is not a new cluster while a member still holds data', () => {
+    // Every voter lost its record (or never had one), but b's member still holds epoch-3 data.
+    const bench = new LeaseBench(['a', 'b', 'w'], ['a', 'b']);
+    for (const m of ['a', 'b', 'w']) bench.boot(m, false);
+    bench.voters.set('b', stepVoter(bench.voters.get('b')!, { type: 'local-data', module: 'db', dataEpoch: 3 }, 0).state);
+    bench.runUntil(Q);
+    for (const m of ['a', 'b', 'w']) assert.equal(bench.voters.get(m)!.amnesiac, true, `${m} must not conclude the cluster is new`);
+    bench.client('a', { type: 'acquire', module: 'db', dataEpoch: 0 });
+    bench.runUntil(Q + 300);
+    assert.equal(bench.reported('a', 'lease-acquired').length, 0, 'a, with no data, must not start an empty history over b\'s data');
+    assert.equal(bench.reported('a', 'acquire-failed').at(-1)?.reason.code, R.LEASE_UNKNOWN_STATE);
   });
 
   it('a new cluster bootstraps only when every voter answered', () => {
