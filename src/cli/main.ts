@@ -7,6 +7,8 @@ import { Command, CommanderError } from 'commander';
 import { EXIT_RUNTIME, EXIT_USAGE, isSkyhaError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
 import { registerInit } from './commands/init.js';
+import { registerAgent, registerWitness } from './commands/run-member.js';
+import { registerStatus } from './commands/status.js';
 import { registerValidate } from './commands/validate.js';
 
 export function buildProgram(): Command {
@@ -20,6 +22,9 @@ export function buildProgram(): Command {
   program.addHelpText('after', '\nExit codes: 0 success, 1 runtime failure, 2 bad usage or bad config.\nRun `skyha COMMAND --help` for the options of a command.');
   registerValidate(program);
   registerInit(program);
+  registerAgent(program);
+  registerWitness(program);
+  registerStatus(program);
   for (const cmd of program.commands) cmd.exitOverride().helpOption('-h, --help', 'show help');
   return program;
 }

@@ -23,6 +23,9 @@ export const ERROR_CODES = {
   SKYHA_ERR_COORD_NOT_IN_SYNC: { exit: EXIT_RUNTIME, what: 'This node is not in the module\'s committed in-sync set, so it may not become primary without --force.' },
   SKYHA_ERR_COORD_UNKNOWN_STATE: { exit: EXIT_RUNTIME, what: 'Too few voters remember the module\'s record to tell who is in sync.' },
   SKYHA_ERR_COORD_NOT_HOLDER: { exit: EXIT_RUNTIME, what: 'The call needs the lease (renew, commit the in-sync set, transfer) but this member does not hold it.' },
+  SKYHA_ERR_STATE: { exit: EXIT_RUNTIME, what: 'A member\'s state file (data_dir/state.json) is unreadable, of an unknown format or of another member; it is left untouched.' },
+  SKYHA_ERR_LISTEN: { exit: EXIT_RUNTIME, what: 'The agent or witness could not listen on its link or API port (in use, or an address it does not have).' },
+  SKYHA_ERR_STATUS_UNREACHABLE: { exit: EXIT_RUNTIME, what: '`skyha status` reached no member of the cluster.' },
   SKYHA_ERR_INTERNAL: { exit: EXIT_RUNTIME, what: 'A bug in skyha: an unexpected error. Please report it with the log.' },
 } as const;
 

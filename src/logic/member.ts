@@ -78,6 +78,8 @@ export type MemberInput =
   | { type: 'receive'; from: string; message: MemberMessage }
   | { type: 'app-started'; module: string }
   | { type: 'app-stopped'; module: string }
+  /** The restart policy gave the module up on this node: stop it, release the lease, take no role until reset. */
+  | { type: 'given-up'; module: string; reason: Reason }
   /** A change the application made on the primary (the driver captured it). */
   | { type: 'change'; module: string; data: string }
   | { type: 'barrier'; module: string; id: string; deadline: number }
@@ -188,6 +190,9 @@ function route(run: Run, input: MemberInput): void {
     case 'app-stopped':
       if (s.modules[input.module]) run.queue.push({ to: 'mirror', module: input.module, event: { type: input.type } });
       return;
+    case 'given-up':
+      if (s.modules[input.module]) run.queue.push({ to: 'mirror', module: input.module, event: { type: 'given-up', reason: input.reason } });
+      return;
     case 'change': {
       const slot = s.modules[input.module];
       if (!slot?.primary || slot.mirror.role !== 'primary') {
@@ -236,7 +241,7 @@ function receive(run: Run, from: string, msg: MemberMessage): void {
     case 'announce':
       if (!s.modules[msg.module]) return;
       run.queue.push({ to: 'mirror', module: msg.module, event: { type: 'announce', from, epoch: msg.epoch, inSync: msg.inSync } });
-      if (from !== s.config.self) run.queue.push({ to: 'secondary', module: msg.module, event: { type: 'primary', node: from, epoch: msg.epoch } });
+      if (from !== s.config.self) run.queue.push({ to: 'secondary', module: msg.module, event: { type: 'primary', node: from, epoch: msg.epoch, inSync: msg.inSync } });
       return;
     case 'hand-over':
       if (s.modules[msg.module]) run.queue.push({ to: 'mirror', module: msg.module, event: { type: 'hand-over', from, epoch: msg.epoch, inSync: msg.inSync } });

@@ -192,7 +192,9 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
         become(out, 'secondary', event.reason);
         // Not in sync: trying again soon would only compete with a node that can take over. (One lease, not more:
         // a voter with a stale record may have refused a node that is in fact in sync.)
-        const backoff = event.reason.code === 'LEASE_NOT_IN_SYNC' ? s().timings.lease : s().timings.renewInterval;
+        // A lease promised to another ends at a time the voters told (retryAfter): try exactly then, not a
+        // backoff later — that wait is the whole of a failover after a crash.
+        const backoff = event.reason.code === 'LEASE_NOT_IN_SYNC' ? s().timings.lease : event.reason.code === 'LEASE_PROMISED_ELSEWHERE' && event.retryAfter !== undefined ? 0 : s().timings.renewInterval;
         // Plus this node's rank, so that candidates that just collided do not collide again in step.
         const rank = rankDelay(s().self, liveNodes(s()), s().preferredNode, s().timings);
         set(out, { nextAttemptAt: now + Math.max(backoff, event.retryAfter ?? 0) + rank });

@@ -18,10 +18,13 @@ export interface ReplicationSecondaryState {
   /** Last change applied and durable, in `dataEpoch`'s numbering. */
   applied: number;
   refusedStale: number;
+  /** The current primary has sent something (a change or a snapshot) at the current epoch since our hello. */
+  heard?: boolean;
 }
 
 export type ReplicationSecondaryEvent =
-  | { type: 'primary'; node: string; epoch: number }
+  /** The primary's announcement; `inSync` is its committed in-sync set. */
+  | { type: 'primary'; node: string; epoch: number; inSync?: readonly string[] }
   | { type: 'receive'; from: string; message: ReplicationMessage };
 
 export type ReplicationSecondaryAction =
@@ -39,8 +42,14 @@ export function stepReplicationSecondary(state: ReplicationSecondaryState, event
   const s = state;
   const hello = (to: string, epoch: number): ReplicationSecondaryAction => ({ type: 'send', to, message: { type: 'repl-hello', module: s.module, epoch, dataEpoch: s.dataEpoch, applied: s.applied } });
   if (event.type === 'primary') {
-    if (event.epoch < s.epoch || (event.epoch === s.epoch && event.node === s.primary)) return { state: s, actions: [] };
-    return { state: { ...s, epoch: event.epoch, primary: event.node }, actions: [hello(event.node, event.epoch)] };
+    if (event.epoch < s.epoch) return { state: s, actions: [] };
+    if (event.epoch === s.epoch && event.node === s.primary) {
+      // Our hello may have been lost (a link that was down when we learned of this primary): while the
+      // primary has sent us nothing and does not count us in sync, say hello again with each announcement.
+      const waiting = !s.heard && event.inSync !== undefined && !event.inSync.includes(s.self);
+      return { state: s, actions: waiting ? [hello(event.node, event.epoch)] : [] };
+    }
+    return { state: { ...s, epoch: event.epoch, primary: event.node, heard: false }, actions: [hello(event.node, event.epoch)] };
   }
   const msg = event.message;
   if (msg.module !== s.module || msg.type === 'repl-ack' || msg.type === 'repl-hello') return { state: s, actions: [] };
@@ -49,9 +58,10 @@ export function stepReplicationSecondary(state: ReplicationSecondaryState, event
   const actions: ReplicationSecondaryAction[] = [];
   if (msg.epoch > s.epoch || s.primary !== event.from) {
     // A new primary speaks first: learn it, and tell it where we stand.
-    st = { ...s, epoch: msg.epoch, primary: event.from };
+    st = { ...s, epoch: msg.epoch, primary: event.from, heard: false };
     if (msg.type === 'repl-change') return { state: st, actions: [{ type: 'send', to: event.from, message: { type: 'repl-hello', module: s.module, epoch: msg.epoch, dataEpoch: s.dataEpoch, applied: s.applied } }] };
   }
+  st = { ...st, heard: true };
   const ack = (seq: number): ReplicationSecondaryAction => ({ type: 'send', to: event.from, message: { type: 'repl-ack', module: s.module, epoch: msg.epoch, seq } });
   if (msg.type === 'repl-snapshot') {
     // A late or duplicated snapshot of this same history must not take the data back: the primary counts

@@ -302,7 +302,14 @@ function onTime(out: Out, name: string, now: number): void {
       if (m.phase === 'acquiring') releaseGrants(out, name, m.epoch, m.replies);
       setModule(out, name, { phase: 'idle' });
       const c = count(m.replies);
-      out.actions.push({ type: 'acquire-failed', module: name, reason: reason(R.LEASE_NO_MAJORITY, `could not become primary of ${name}: ${c.granted} of ${out.state.voters.length} voters granted within ${t.requestTimeout}ms (a majority is ${majorityOf(out.state.voters.length)})`) });
+      const failed: ClientAction = { type: 'acquire-failed', module: name, reason: reason(R.LEASE_NO_MAJORITY, `could not become primary of ${name}: ${c.granted} of ${out.state.voters.length} voters granted within ${t.requestTimeout}ms (a majority is ${majorityOf(out.state.voters.length)})`) };
+      // Some voter may have said when its promise to another ends (a silent voter is often the dead holder itself).
+      const promised = Object.values(m.replies).filter((r) => r.refusal === 'PROMISED' && r.promise);
+      if (promised.length > 0) {
+        failed.holder = promised[0]!.promise!.holder;
+        failed.retryAfter = Math.max(0, Math.max(...promised.map((r) => r.promise!.remaining)) - (now - m.sentAt)) + 1;
+      }
+      out.actions.push(failed);
     }
     return;
   }
@@ -401,7 +408,8 @@ function refusedAcquire(module: string, replies: Record<string, LeaseReply>, sel
   };
   if (promised?.promise) {
     action.holder = promised.promise.holder;
-    action.retryAfter = promised.promise.remaining;
+    // The latest of the refusing voters' ends (plus a millisecond, so that the retry does not land on the edge).
+    action.retryAfter = Math.max(...all.filter((r) => r.refusal === 'PROMISED' && r.promise).map((r) => r.promise!.remaining)) + 1;
   } else if (quarantine) {
     action.retryAfter = Math.max(...all.filter((r) => r.refusal === 'QUARANTINE').map((r) => r.promise?.remaining ?? 0), 0);
   }

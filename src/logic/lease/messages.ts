@@ -112,7 +112,7 @@ export interface LeaseReply {
   /** True when the voter lost its state and has not yet learned the module's record. */
   amnesiac: boolean;
   maxEpoch: number;
-  /** Whom the voter currently promises the lease to, and for how much longer (ms, its clock). */
+  /** Whom the voter currently promises the lease to, and how long until it grants to anyone else (ms, its clock: the promise plus the drift margin). */
   promise?: { holder: string; epoch: number; remaining: number };
   /** The epoch whose history the data on the voter's own member continues (0: none, e.g. a witness). */
   dataEpoch?: number;

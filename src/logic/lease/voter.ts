@@ -21,6 +21,13 @@ interface Promise_ {
   /** Voter's clock. Undefined after a reboot: unknown, so treated as lasting until quarantine ends. */
   expiresAt?: number;
   released: boolean;
+  /**
+   * Set by an acquisition grant: the maxEpoch before it. If the candidate releases the grant before this
+   * voter ever saw a renewal of it, its attempt failed here and the epoch is given back (see onRelease).
+   */
+  prevMaxEpoch?: number;
+  /** This voter accepted a renewal (or the commit) of the promise: its holder may have held the lease. */
+  renewed?: boolean;
 }
 
 export interface VoterModule {
@@ -181,6 +188,27 @@ function promiseBinds(state: VoterState, p: Promise_ | undefined, now: number): 
   return now < end + state.timings.driftMargin;
 }
 
+/**
+ * A renewal from a holder this voter never promised (it was away, or cut
+ * off, when the lease was taken) is granted like an acquisition at the same
+ * epoch would be: out of quarantine, no binding promise to anyone, and an
+ * epoch it has not seen passed — newer than any it knows, or the very epoch
+ * of its record naming this holder. Without this, a lease taken while one
+ * voter was away rests on the others alone for as long as it lives, and one
+ * more loss ends it although a majority is there. Safe for the same reason
+ * as a grant: any majority that granted a newer epoch shares a voter with
+ * this holder's, and that voter refuses (its maxEpoch is newer).
+ */
+function adoptable(state: VoterState, m: VoterModule, msg: Extract<LeaseMessage, { type: 'lease-renew' }>, now: number): Promise_ | undefined {
+  // A voter still catching up after a lost disk would take the holder's record for knowledge it lacks.
+  if (now < state.quarantineUntil || state.amnesiac || m.amnesiac || promiseBinds(state, m.promise, now)) return undefined;
+  const known = m.record?.epoch === msg.epoch && m.record.holder === msg.holder;
+  if (!(msg.epoch > m.maxEpoch || (msg.epoch === m.maxEpoch && known))) return undefined;
+  // Only with the holder's record in hand: the voter then knows what it votes for.
+  if (!msg.record || msg.record.epoch !== msg.epoch || msg.record.holder !== msg.holder) return undefined;
+  return { holder: msg.holder, epoch: msg.epoch, expiresAt: now + state.timings.lease, released: false };
+}
+
 export function stepVoter(state: VoterState, event: VoterEvent, now: number): Step<VoterState, VoterAction> {
   if (event.type === 'tick') return syncTick(state, now);
   if (event.type === 'local-data') {
@@ -213,17 +241,17 @@ export function stepVoter(state: VoterState, event: VoterEvent, now: number): St
         granted = true;
         changed = true;
         next.maxEpoch = msg.epoch;
-        next.promise = { holder: msg.candidate, epoch: msg.epoch, expiresAt: now + state.timings.lease, released: false };
+        next.promise = { holder: msg.candidate, epoch: msg.epoch, expiresAt: now + state.timings.lease, released: false, prevMaxEpoch: m.maxEpoch };
       }
       break;
     }
     case 'lease-renew': {
-      const p = promiseOf(m, msg.holder, msg.epoch);
+      const p = promiseOf(m, msg.holder, msg.epoch) ?? adoptable(state, m, msg, now);
       if (!p) refusal = 'NOT_HOLDER';
       else {
         granted = true;
         changed = true;
-        next.promise = { ...p, expiresAt: now + state.timings.lease };
+        next.promise = { ...p, expiresAt: now + state.timings.lease, renewed: true };
         // The holder of the promise has the module's newest record: storing it, the voter knows the module.
         if (msg.record && msg.record.epoch === msg.epoch && msg.record.holder === msg.holder) {
           const newer = newerRecord(m.record, msg.record);
@@ -248,6 +276,10 @@ export function stepVoter(state: VoterState, event: VoterEvent, now: number): St
       const p = promiseOf(m, msg.holder, msg.epoch);
       if (p) {
         next.promise = { ...p, released: true };
+        // A failed attempt (granted here, never renewed here, released) gives its epoch back, so that a
+        // holder this voter missed can still count it by adopting its renewals. Any epoch that was held
+        // was renewed by a majority, which keeps it: majorities still share a voter that knows it.
+        if (!p.renewed && p.prevMaxEpoch !== undefined && m.maxEpoch === p.epoch) next.maxEpoch = p.prevMaxEpoch;
         changed = true;
       }
       // No reply: a release is best effort; an unreleased promise simply expires.
@@ -279,7 +311,8 @@ function replyFor(state: VoterState, req: Exclude<LeaseRequest, { type: 'lease-r
   const p = m.promise;
   if (p && !p.released) {
     const end = p.expiresAt ?? state.quarantineUntil - state.timings.driftMargin;
-    reply.promise = { holder: p.holder, epoch: p.epoch, remaining: Math.max(0, end - now) };
+    // Until the voter grants again: the promise binds for the drift margin past its end (promiseBinds).
+    reply.promise = { holder: p.holder, epoch: p.epoch, remaining: Math.max(0, end + state.timings.driftMargin - now) };
   }
   return reply;
 }

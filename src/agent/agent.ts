@@ -1,0 +1,332 @@
+/**
+ * A running member: `skyha agent` on a node, `skyha witness` on a witness.
+ * It owns the real clock, the mutual-TLS links, the durable state, the HTTP
+ * endpoint and, on a node, one supervisor per module; the decisions are the
+ * member machine's (src/logic/member.ts), driven by MemberDriver exactly as
+ * the simulator drives it.
+ *
+ * Shutdown (SIGTERM): a primary stops its application and releases its lease
+ * (the module is given up on this node, so a secondary takes over at once
+ * instead of waiting for the lease to run out); farm applications stop; then
+ * the process exits. A second SIGTERM, or the deadline, exits at once: each
+ * keeper then goes on holding its lease deadline by itself.
+ */
+import { readFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { systemClock, type Clock } from '../core/clock.js';
+import { SkyhaError } from '../core/errors.js';
+import type { ClusterConfig, FarmModuleConfig, MemberConfig as MemberEntry, MirrorModuleConfig } from '../config/model.js';
+import { findMember, voters } from '../config/model.js';
+import { TlsLinks } from '../link/tls-links.js';
+import type { MemberAction, MemberConfig, MemberMessage } from '../logic/member.js';
+import { reason, type Reason } from '../logic/step.js';
+import { EventRing } from '../observe/events.js';
+import type { Logger } from '../observe/log.js';
+import { killLeftovers } from '../supervise/leftovers.js';
+import { AppSupervisor } from './app-supervisor.js';
+import { FarmModule } from './farm-module.js';
+import { HttpEndpoint } from './http-endpoint.js';
+import { MemberDriver } from './member-driver.js';
+import { MirrorModule } from './mirror-module.js';
+import { StateFile } from './state-file.js';
+import { buildStatus, type MemberStatusReport } from './status.js';
+
+export interface AgentOptions {
+  config: ClusterConfig;
+  name: string;
+  logger: Logger;
+  clock?: Clock;
+}
+
+export class Agent {
+  readonly config: ClusterConfig;
+  readonly self: MemberEntry;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly events: EventRing;
+  readonly farms = new Map<string, FarmModule>();
+  readonly mirrors = new Map<string, MirrorModule>();
+  readonly startedAt: number;
+  private state!: StateFile;
+  private driver!: MemberDriver;
+  private links!: TlsLinks<MemberMessage>;
+  private http!: HttpEndpoint;
+  private stopping: Promise<void> | undefined;
+
+  constructor(options: AgentOptions) {
+    this.config = options.config;
+    const self = findMember(options.config, options.name);
+    if (!self) throw new SkyhaError('SKYHA_ERR_CONFIG_UNKNOWN_MEMBER', `no member named ${options.name} in ${options.config.file}`);
+    this.self = self;
+    this.clock = options.clock ?? systemClock;
+    this.log = options.logger;
+    this.events = new EventRing(self.name, this.log);
+    this.startedAt = this.clock.now();
+  }
+
+  get isNode(): boolean {
+    return this.self.role === 'node';
+  }
+
+  get member(): MemberDriver {
+    return this.driver;
+  }
+
+  get linkSet(): TlsLinks<MemberMessage> {
+    return this.links;
+  }
+
+  get apiPort(): number {
+    return this.http.port;
+  }
+
+  get linkPort(): number {
+    return this.links.port;
+  }
+
+  async start(): Promise<void> {
+    const { config, self } = this;
+    const runDir = join(self.dataDir, 'run');
+    mkdirSync(runDir, { recursive: true, mode: 0o700 });
+    // An agent killed with -9 may have left keepers that still hold applications: their leases are not ours now.
+    const leftovers = await killLeftovers(runDir);
+    for (const l of leftovers) this.events.emit({ module: l.module, reason: 'LEFTOVER_KILLED', text: `killed ${l.module} left running by a previous agent (keeper ${l.keeperPid}, process group ${l.pgid})`, level: 'warn' });
+
+    const opened = StateFile.open(self.dataDir, { member: self.name, cluster: config.name });
+    this.state = opened.file;
+    if (!opened.loaded) this.events.emit({ reason: 'STATE_NEW', text: `no state in ${opened.file.path}: starting as a member without a disk (the voter catches up from the others before it grants a lease)`, level: 'warn' });
+
+    const mirrorConfigs = config.modules.filter((m): m is MirrorModuleConfig => m.kind === 'mirror');
+    const memberConfig: MemberConfig = {
+      self: self.name,
+      nodes: config.nodes.map((n) => n.name),
+      witnesses: config.witnesses.map((w) => w.name),
+      timings: config.timings,
+      replication: { lagTimeout: config.timings.lease / 2, retransmitInterval: config.timings.heartbeatInterval, maxLog: 10_000 },
+      modules: mirrorConfigs.map((m) => ({ name: m.name, nodes: m.nodes, ...(m.preferredNode ? { preferredNode: m.preferredNode } : {}), failback: m.failback })),
+    };
+    this.driver = new MemberDriver(memberConfig, opened.loaded, this.clock, (a) => this.act(a));
+
+    if (this.isNode) {
+      for (const m of config.modules) {
+        if (!m.nodes.includes(self.name)) continue;
+        if (m.kind === 'farm') this.addFarm(m, runDir);
+        else this.addMirror(m, runDir);
+      }
+    }
+
+    const peers: Record<string, { host: string; port: number }> = {};
+    for (const v of voters(config)) if (v.name !== self.name) peers[v.name] = { host: v.address, port: v.linkPort };
+    let tls: { ca: Buffer; cert: Buffer; key: Buffer };
+    try {
+      tls = { ca: readFileSync(config.tls.ca), cert: readFileSync(self.tls.cert), key: readFileSync(self.tls.key) };
+    } catch (err) {
+      throw new SkyhaError('SKYHA_ERR_CONFIG_TLS', `cannot read the TLS material of ${self.name}: ${(err as Error).message}`, { cause: err });
+    }
+    this.links = new TlsLinks<MemberMessage>({
+      self: self.name,
+      cluster: config.name,
+      tls,
+      listen: { host: self.bind, port: self.linkPort },
+      peers,
+      logger: this.log.child({ component: 'link' }),
+      // A silent connection is replaced once the member would be dead anyway: sooner, a busy moment (a slow
+      // event loop, a lossy link) would cost reconnects — TLS handshakes — just when time is short.
+      keepaliveInterval: config.timings.heartbeatInterval,
+      idleTimeout: config.timings.deadAfter,
+      // Short enough that a dial started during a partition does not outlast it by much.
+      handshakeTimeout: Math.max(500, 2 * config.timings.suspectAfter),
+      backoff: { min: Math.min(50, config.timings.heartbeatInterval), max: Math.max(250, config.timings.suspectAfter) },
+    });
+    this.links.onReceive((from, message) => this.driver.input({ type: 'receive', from, message }));
+    this.http = new HttpEndpoint({ host: self.bind, port: self.apiPort, logger: this.log.child({ component: 'http' }), health: (module) => this.health(module), status: () => this.status() });
+    try {
+      await this.links.start();
+      await this.http.start();
+    } catch (err) {
+      await this.links.close().catch(() => undefined);
+      await this.http.close().catch(() => undefined);
+      const e = err as NodeJS.ErrnoException;
+      throw new SkyhaError('SKYHA_ERR_LISTEN', `${self.name} cannot listen on ${self.bind} (link port ${self.linkPort}, API port ${self.apiPort}): ${e.code ?? e.message}`, { cause: err });
+    }
+    this.driver.start();
+    for (const f of this.farms.values()) f.start();
+    for (const m of this.mirrors.values()) m.app.prepareSpare();
+    this.events.emit({ reason: 'MEMBER_STARTED', text: `${self.role} ${self.name} of cluster ${config.name} started (links on ${self.bind}:${this.links.port}, API on ${self.bind}:${this.http.port}, profile ${config.profile})` });
+  }
+
+  private addFarm(m: FarmModuleConfig, runDir: string): void {
+    let farm: FarmModule;
+    const app = this.supervisor(m, runDir, {
+      started: () => farm.onStarted(),
+      stopped: () => undefined,
+      failed: (detail) => farm.onFailed(detail),
+      healthy: () => farm.onHealthy(),
+    });
+    farm = new FarmModule(m, app, this.self.name, this.clock, (module, r, data) => this.emitReason(module, r, data));
+    this.farms.set(m.name, farm);
+  }
+
+  private addMirror(m: MirrorModuleConfig, runDir: string): void {
+    let mirror: MirrorModule;
+    const app = this.supervisor(m, runDir, {
+      started: () => mirror.onStarted(),
+      stopped: () => mirror.onStopped(),
+      failed: (detail) => mirror.onFailed(detail),
+      healthy: () => mirror.onHealthy(),
+    });
+    mirror = new MirrorModule(m, app, this.self.name, this.clock, (input) => this.driver.input(input), (module, r, data) => this.emitReason(module, r, data));
+    this.mirrors.set(m.name, mirror);
+  }
+
+  private supervisor(m: FarmModuleConfig | MirrorModuleConfig, runDir: string, on: { started(): void; stopped(): void; failed(detail: string): void; healthy(): void }): AppSupervisor {
+    let app: AppSupervisor;
+    app = new AppSupervisor(m, this.config, this.self.name, runDir, this.clock, this.log.child({ component: 'app', module: m.name }), {
+      started: on.started,
+      stopped: on.stopped,
+      failed: on.failed,
+      checkerChanged: (checker, from, to, detail) => {
+        this.events.emit({ module: m.name, reason: to === 'healthy' ? 'CHECKER_UP' : to === 'failed' ? 'CHECKER_DOWN' : 'CHECKER_RESET', text: `checker ${checker} of ${m.name}: ${from} → ${to} (${detail})`, data: { checker, from, to }, level: to === 'failed' ? 'warn' : 'info' });
+        if (app.health === 'healthy') on.healthy();
+      },
+    });
+    return app;
+  }
+
+  private emitReason(module: string | undefined, r: Reason, data?: Record<string, string | number>): void {
+    this.events.emit({ ...(module ? { module } : {}), reason: r.code, text: r.text, ...(data ? { data } : {}) });
+  }
+
+  /** Carries out one action of the member machine. */
+  private act(a: MemberAction): void {
+    switch (a.type) {
+      case 'send':
+        this.links.send(a.to, a.message);
+        return;
+      case 'persist-voter':
+        this.state.setVoter(a.disk);
+        return;
+      case 'persist-module':
+        this.state.setModule(a.module, { epoch: a.epoch, dataEpoch: a.dataEpoch, applied: a.applied });
+        return;
+      case 'start-app':
+        this.emitReason(a.module, a.reason, { epoch: a.epoch });
+        this.mirrors.get(a.module)?.startApp(a.epoch, a.validUntil);
+        return;
+      case 'extend-app':
+        this.mirrors.get(a.module)?.extendApp(a.validUntil);
+        return;
+      case 'stop-app':
+        this.emitReason(a.module, a.reason);
+        this.mirrors.get(a.module)?.stopApp(a.reason);
+        return;
+      case 'lease-ended':
+        this.emitReason(a.module, a.reason, { epoch: a.epoch });
+        this.mirrors.get(a.module)?.leaseEnded(a.reason);
+        return;
+      case 'send-snapshot':
+        // File replication arrives with the mirror-replication work; until then a snapshot carries no files.
+        this.links.send(a.to, { type: 'repl-snapshot', module: a.module, epoch: a.epoch, seq: a.seq, data: '' });
+        return;
+      case 'apply':
+      case 'apply-snapshot':
+      case 'change-refused':
+      case 'barrier-done':
+        return;
+      case 'quorum':
+        this.log.debug({ module: a.module, epoch: a.epoch, grantedBy: a.grantedBy }, `lease of ${a.module} granted by ${a.grantedBy.join(', ')}`);
+        return;
+      case 'event':
+        this.emitReason(a.module, a.reason, a.data);
+        return;
+      case 'wake':
+        return;
+    }
+  }
+
+  /**
+   * What `GET /health/MODULE` answers on this node.
+   *
+   * 200 when the module is up and healthy here:
+   * - farm module: its application runs on this node, every checker is
+   *   healthy (a module without checkers: its process runs), and the restart
+   *   policy has not given it up here;
+   * - mirror module: this node is its primary (role `primary`, the lease held
+   *   and not past its end), its application runs, and every checker is
+   *   healthy.
+   * Otherwise 503 (404 for a module this node does not run).
+   */
+  health(module: string): { code: 200 | 503 | 404; healthy: boolean; why: string } {
+    const farm = this.farms.get(module);
+    if (farm) {
+      if (farm.givenUp) return { code: 503, healthy: false, why: `${module} is given up on ${this.self.name} (restart policy)` };
+      if (farm.app.status !== 'running') return { code: 503, healthy: false, why: `${module} is ${farm.app.status} on ${this.self.name}` };
+      if (farm.app.health !== 'healthy') return { code: 503, healthy: false, why: `the checkers of ${module} say ${farm.app.health}` };
+      return { code: 200, healthy: true, why: `${module} runs and is healthy on ${this.self.name}` };
+    }
+    const mirror = this.mirrors.get(module);
+    if (mirror) {
+      const slot = this.driver.current.modules[module];
+      const role = slot?.mirror.role ?? 'secondary';
+      if (role !== 'primary') return { code: 503, healthy: false, why: `${this.self.name} is ${role} of ${module}, not its primary` };
+      const until = mirror.app.validUntil;
+      if (until === undefined || until <= this.clock.now()) return { code: 503, healthy: false, why: `the lease of ${module} is not held` };
+      if (mirror.app.status !== 'running') return { code: 503, healthy: false, why: `${module} is ${mirror.app.status} on ${this.self.name}` };
+      if (mirror.app.health !== 'healthy') return { code: 503, healthy: false, why: `the checkers of ${module} say ${mirror.app.health}` };
+      return { code: 200, healthy: true, why: `${this.self.name} is the primary of ${module} at epoch ${slot?.mirror.epoch ?? 0}, and it is healthy` };
+    }
+    return { code: 404, healthy: false, why: `${this.self.name} runs no module named ${module}` };
+  }
+
+  status(): MemberStatusReport {
+    return buildStatus(this);
+  }
+
+  /** Clean shutdown; `force` (second signal) exits without waiting, keepers hold the leases' deadlines. */
+  stop(options: { force?: boolean; deadline?: number } = {}): Promise<void> {
+    if (options.force) {
+      for (const m of [...this.farms.values(), ...this.mirrors.values()]) m.app.detach();
+      this.driver?.stop();
+      return Promise.all([this.links?.close(), this.http?.close()]).then(() => undefined);
+    }
+    this.stopping ??= this.shutdown(options.deadline ?? this.defaultDeadline());
+    return this.stopping;
+  }
+
+  private defaultDeadline(): number {
+    const longest = Math.max(0, ...this.config.modules.map((m) => m.stopTimeout));
+    return 2 * longest + 2 * this.config.timings.lease;
+  }
+
+  private async shutdown(deadline: number): Promise<void> {
+    this.events.emit({ reason: 'MEMBER_STOPPING', text: `${this.self.name} is stopping: primaries stop their applications and release their leases` });
+    const why = reason('AGENT_STOPPING', `the agent on ${this.self.name} is stopping`);
+    const waits: Promise<unknown>[] = [];
+    for (const f of this.farms.values()) waits.push(f.shutdown(why.text));
+    for (const [name, m] of this.mirrors) {
+      this.driver.input({ type: 'given-up', module: name, reason: why });
+      waits.push(this.until(() => m.app.status === 'stopped' && !this.holdsLease(name)));
+    }
+    const timedOut = await Promise.race([Promise.all(waits).then(() => false), new Promise<boolean>((resolve) => this.clock.setTimer(deadline, () => resolve(true)))]);
+    if (timedOut) this.events.emit({ reason: 'MEMBER_STOP_DEADLINE', text: `${this.self.name} did not stop cleanly within ${deadline} ms; exiting, keepers hold the lease deadlines`, level: 'warn' });
+    for (const m of [...this.farms.values(), ...this.mirrors.values()]) m.app.detach();
+    this.driver.stop();
+    await Promise.all([this.links.close(), this.http.close()]);
+    this.events.emit({ reason: 'MEMBER_STOPPED', text: `${this.self.name} stopped` });
+  }
+
+  holdsLease(module: string): boolean {
+    const m = this.driver.current.client?.modules[module];
+    return m !== undefined && m.phase !== 'idle';
+  }
+
+  private until(condition: () => boolean): Promise<void> {
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (condition()) resolve();
+        else this.clock.setTimer(20, check);
+      };
+      check();
+    });
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * `skyha status --config FILE [--json]`: asks every member for its report
+ * (`GET /v1/status` on its API port) and shows the cluster: members with
+ * their labels and liveness (as the others see them), and each module's role
+ * per node with epoch, lease, application and checkers. Each node is the
+ * authority on its own role; a node that does not answer is shown as such.
+ */
+import type { Command } from 'commander';
+import { SkyhaError } from '../../core/errors.js';
+import type { ClusterConfig } from '../../config/model.js';
+import type { MemberStatusReport, ModuleReport } from '../../agent/status.js';
+
+interface Options {
+  config: string;
+  json?: boolean;
+  timeout: string;
+}
+
+export interface ClusterStatus {
+  cluster: string;
+  profile: string;
+  members: Array<{ name: string; role: 'node' | 'witness'; labels: Readonly<Record<string, string>>; answered: boolean; error?: string; seenAliveBy: string[]; seenDeadBy: string[] }>;
+  modules: Array<{ name: string; kind: 'farm' | 'mirror'; epoch: number; leaseHolder?: string; leaseLeftMs?: number; nodes: Array<{ node: string; answered: boolean } & Partial<ModuleReport>> }>;
+  reports: Record<string, MemberStatusReport>;
+}
+
+export function registerStatus(program: Command): void {
+  program
+    .command('status')
+    .description('show the cluster: members and liveness, each module\'s role per node, epoch, lease, checkers')
+    .requiredOption('--config <file>', 'the cluster config file')
+    .option('--json', 'print the merged status as JSON')
+    .option('--timeout <duration>', 'how long to wait for each member', '2s')
+    .action(async (opts: Options) => {
+      const { requireConfig } = await import('../../config/load.js');
+      const { parseDuration } = await import('../../core/duration.js');
+      const timeout = parseDuration(opts.timeout);
+      if (timeout === undefined) throw new SkyhaError('SKYHA_ERR_USAGE_BAD_ARGUMENT', `--timeout: expected a duration such as 2s or 500ms, found ${JSON.stringify(opts.timeout)}`);
+      const { config } = requireConfig(opts.config, { checkTls: false });
+      const status = await gatherStatus(config, timeout);
+      if (!status.members.some((m) => m.answered)) {
+        throw new SkyhaError('SKYHA_ERR_STATUS_UNREACHABLE', `no member of ${config.name} answered within ${opts.timeout}`, { details: status.members.map((m) => `${m.name}: ${m.error ?? 'no answer'}`) });
+      }
+      process.stdout.write(opts.json ? JSON.stringify(status, null, 2) + '\n' : renderStatus(status));
+    });
+}
+
+export async function gatherStatus(config: ClusterConfig, timeout: number): Promise<ClusterStatus> {
+  const all = [...config.nodes, ...config.witnesses];
+  const answers = await Promise.all(
+    all.map(async (m) => {
+      const host = m.address.includes(':') ? `[${m.address}]` : m.address;
+      try {
+        const res = await fetch(`http://${host}:${m.apiPort}/v1/status`, { signal: AbortSignal.timeout(timeout) });
+        if (!res.ok) return { name: m.name, error: `HTTP ${res.status}` };
+        return { name: m.name, report: (await res.json()) as MemberStatusReport };
+      } catch (err) {
+        const e = err as Error & { cause?: { code?: string } };
+        return { name: m.name, error: e.name === 'TimeoutError' ? `no answer within ${timeout} ms` : (e.cause?.code ?? e.message) };
+      }
+    }),
+  );
+  const reports: Record<string, MemberStatusReport> = {};
+  for (const a of answers) if (a.report) reports[a.name] = a.report;
+
+  const members: ClusterStatus['members'] = all.map((m) => {
+    const a = answers.find((x) => x.name === m.name)!;
+    const views = Object.values(reports).flatMap((r) => r.members.filter((x) => x.name === m.name).map((x) => ({ by: r.member, liveness: x.liveness })));
+    return {
+      name: m.name,
+      role: m.role,
+      labels: m.labels,
+      answered: Boolean(a.report),
+      ...(a.error ? { error: a.error } : {}),
+      seenAliveBy: views.filter((v) => v.liveness === 'alive' || v.liveness === 'suspect').map((v) => v.by),
+      seenDeadBy: views.filter((v) => v.liveness === 'dead').map((v) => v.by),
+    };
+  });
+
+  const modules: ClusterStatus['modules'] = config.modules.map((mod) => {
+    const nodes = mod.nodes.map((node): { node: string; answered: boolean } & Partial<ModuleReport> => {
+      const rep = reports[node]?.modules.find((x) => x.name === mod.name);
+      return rep ? { node, answered: true, ...rep } : { node, answered: false };
+    });
+    const epoch = Math.max(0, ...nodes.map((n) => n.epoch ?? 0), ...Object.values(reports).flatMap((r) => r.votes.filter((v) => v.module === mod.name).map((v) => v.epoch)));
+    const holder = nodes.find((n) => n.leaseLeftMs !== undefined);
+    return { name: mod.name, kind: mod.kind, epoch, ...(holder ? { leaseHolder: holder.node, leaseLeftMs: holder.leaseLeftMs! } : {}), nodes };
+  });
+  return { cluster: config.name, profile: config.profile, members, modules, reports };
+}
+
+export function renderStatus(s: ClusterStatus): string {
+  const lines: string[] = [`cluster ${s.cluster} (profile ${s.profile})`, ''];
+  lines.push(...table(
+    ['MEMBER', 'ROLE', 'LABELS', 'STATE'],
+    s.members.map((m) => {
+      const others = s.members.filter((o) => o.answered && o.name !== m.name).length;
+      const state = m.answered ? `up, seen alive by ${m.seenAliveBy.length}/${others}` : m.seenAliveBy.length > 0 ? `not answering (${m.error}), seen alive by ${m.seenAliveBy.length}/${others}` : `down? (${m.error ?? 'no answer'})${m.seenDeadBy.length ? `, dead for ${m.seenDeadBy.join(', ')}` : ''}`;
+      return [m.name, m.role, Object.entries(m.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-', state];
+    }),
+  ));
+  lines.push('');
+  const rows: string[][] = [];
+  for (const mod of s.modules) {
+    for (const n of mod.nodes) {
+      if (!n.answered) {
+        rows.push([mod.name, mod.kind, n.node, '?', '-', 'no answer', '-', '-', '-', '-']);
+        continue;
+      }
+      const lease = n.leaseLeftMs !== undefined ? `holder, ${n.leaseLeftMs} ms left` : '-';
+      const checks = (n.checkers ?? []).map((c) => `${c.name}:${c.status}`).join(' ') || '-';
+      const restarts = n.restarts ? `${n.restarts.inWindow}/${n.restarts.max}${n.restarts.givenUp ? ' given up' : ''}` : '-';
+      rows.push([mod.name, mod.kind, n.node, n.role ?? '?', String(n.epoch ?? 0), `${n.app?.status ?? '?'}${n.app?.pid ? ` (pid ${n.app.pid})` : ''}`, `${n.health?.code ?? '-'}`, checks, restarts, lease]);
+    }
+  }
+  lines.push(...table(['MODULE', 'KIND', 'NODE', 'ROLE', 'EPOCH', 'APP', 'HEALTH', 'CHECKERS', 'RESTARTS', 'LEASE'], rows));
+  return lines.join('\n') + '\n';
+}
+
+function table(head: string[], rows: string[][]): string[] {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const fmt = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [fmt(head), ...rows.map(fmt)];
+}

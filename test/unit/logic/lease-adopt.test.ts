@@ -1,0 +1,99 @@
+/**
+ * Rules found on real hosts (the namespace bed), each kept safe by the
+ * simulator: a voter that missed an acquisition adopts the holder's renewals;
+ * a failed attempt gives its epoch back; refusals say when the voter will
+ * grant again (drift margin included); a secondary whose hello was lost says
+ * it again.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { LeaseMessage, LeaseRecord } from '../../../src/logic/lease/messages.js';
+import { initVoter, stepVoter, type VoterState } from '../../../src/logic/lease/voter.js';
+import { initReplicationSecondary, stepReplicationSecondary } from '../../../src/logic/replication-secondary.js';
+import { TIMINGS } from './lease-bench.js';
+
+const Q = TIMINGS.lease + TIMINGS.driftMargin;
+const VOTERS = ['a', 'b', 'w'];
+
+function ask(v: VoterState, from: string, message: LeaseMessage, now: number) {
+  const step = stepVoter(v, { type: 'receive', from, message }, now);
+  const send = step.actions.find((a) => a.type === 'send');
+  return { state: step.state, reply: send?.type === 'send' && send.message.type === 'lease-reply' ? send.message : undefined };
+}
+
+const record = (holder: string, epoch: number): LeaseRecord => ({ holder, epoch, inSync: [], version: 1, baseEpoch: epoch - 1 });
+const renew = (holder: string, epoch: number, withRecord = true): LeaseMessage => ({ type: 'lease-renew', module: 'db', requestId: 9, holder, epoch, ...(withRecord ? { record: record(holder, epoch) } : {}) });
+const acquire = (candidate: string, epoch: number): LeaseMessage => ({ type: 'lease-acquire', module: 'db', requestId: 1, candidate, epoch, dataEpoch: 0 });
+
+describe('majority lease: a voter that missed the acquisition', () => {
+  it('adopts the holder\'s renewal of an epoch newer than any it knows, and stores its record', () => {
+    const v = initVoter('w', VOTERS, TIMINGS, { modules: { db: { maxEpoch: 3, record: record('b', 3) } } }, 0);
+    const r = ask(v, 'a', renew('a', 4), Q);
+    assert.equal(r.reply?.granted, true);
+    assert.equal(r.state.modules.db?.promise?.holder, 'a');
+    assert.equal(r.state.modules.db?.record?.epoch, 4);
+    // From then on it binds like any promise: another candidate is refused.
+    assert.equal(ask(r.state, 'b', acquire('b', 5), Q + 10).reply?.refusal, 'PROMISED');
+  });
+
+  it('refuses when the epoch is older than one it granted, during quarantine, without a record, or while promised to another', () => {
+    const v = initVoter('w', VOTERS, TIMINGS, { modules: { db: { maxEpoch: 5 } } }, 0);
+    assert.equal(ask(v, 'a', renew('a', 4), Q).reply?.refusal, 'NOT_HOLDER', 'epoch 5 may exist: a holder of 4 is stale');
+    const fresh = initVoter('w', VOTERS, TIMINGS, { modules: { db: { maxEpoch: 3 } } }, 0);
+    assert.equal(ask(fresh, 'a', renew('a', 4), Q - 1).reply?.refusal, 'NOT_HOLDER', 'quarantine');
+    assert.equal(ask(fresh, 'a', renew('a', 4, false), Q).reply?.refusal, 'NOT_HOLDER', 'no record in hand');
+    const promised = ask(fresh, 'b', acquire('b', 4), Q).state;
+    assert.equal(ask(promised, 'a', renew('a', 4), Q + 1).reply?.refusal, 'NOT_HOLDER');
+  });
+
+  it('an amnesiac voter does not adopt (it would take the holder\'s record for knowledge it lacks)', () => {
+    const v = initVoter('w', VOTERS, TIMINGS, undefined, 0);
+    assert.equal(ask(v, 'a', renew('a', 4), Q).reply?.refusal, 'NOT_HOLDER');
+  });
+});
+
+describe('majority lease: a failed attempt gives its epoch back', () => {
+  it('released without a renewal here: maxEpoch returns to what it was, so the real holder is adopted', () => {
+    let v = initVoter('b', VOTERS, TIMINGS, { modules: { db: { maxEpoch: 3 } } }, 0);
+    v = ask(v, 'b', acquire('b', 6), Q).state;
+    assert.equal(v.modules.db?.maxEpoch, 6);
+    v = stepVoter(v, { type: 'receive', from: 'b', message: { type: 'lease-release', module: 'db', holder: 'b', epoch: 6 } }, Q + 50).state;
+    assert.equal(v.modules.db?.maxEpoch, 3);
+    assert.equal(ask(v, 'a', renew('a', 4), Q + 60).reply?.granted, true);
+  });
+
+  it('once renewed here, the epoch is kept even after a release (its holder may have served)', () => {
+    let v = initVoter('b', VOTERS, TIMINGS, { modules: { db: { maxEpoch: 3 } } }, 0);
+    v = ask(v, 'b', acquire('b', 6), Q).state;
+    v = ask(v, 'b', renew('b', 6), Q + 10).state;
+    v = stepVoter(v, { type: 'receive', from: 'b', message: { type: 'lease-release', module: 'db', holder: 'b', epoch: 6 } }, Q + 50).state;
+    assert.equal(v.modules.db?.maxEpoch, 6);
+    assert.equal(ask(v, 'a', renew('a', 4), Q + 60).reply?.refusal, 'NOT_HOLDER');
+  });
+});
+
+describe('majority lease: refusals say when the voter grants again', () => {
+  it('remaining includes the drift margin the promise binds past its end', () => {
+    const v = ask(initVoter('w', VOTERS, TIMINGS, { modules: {} }, 0), 'a', acquire('a', 1), Q).state;
+    const r = ask(v, 'b', acquire('b', 2), Q + 100);
+    assert.equal(r.reply?.refusal, 'PROMISED');
+    const remaining = r.reply!.promise!.remaining;
+    assert.equal(remaining, TIMINGS.lease + TIMINGS.driftMargin - 100);
+    assert.equal(ask(v, 'b', acquire('b', 2), Q + 100 + remaining - 1).reply?.refusal, 'PROMISED');
+    assert.equal(ask(v, 'b', acquire('b', 2), Q + 100 + remaining).reply?.granted, true);
+  });
+});
+
+describe('replication: a secondary whose hello was lost', () => {
+  it('says hello again with each announcement until the primary has sent something or counts it in sync', () => {
+    let s = initReplicationSecondary({ module: 'db', self: 'b', dataEpoch: 1, applied: 0 });
+    const first = stepReplicationSecondary(s, { type: 'primary', node: 'a', epoch: 2, inSync: [] }, 0);
+    assert.deepEqual(first.actions.map((a) => a.type === 'send' && a.message.type), ['repl-hello']);
+    s = first.state;
+    const again = stepReplicationSecondary(s, { type: 'primary', node: 'a', epoch: 2, inSync: [] }, 200);
+    assert.deepEqual(again.actions.map((a) => a.type === 'send' && a.message.type), ['repl-hello'], 'the first may have been lost');
+    assert.deepEqual(stepReplicationSecondary(s, { type: 'primary', node: 'a', epoch: 2, inSync: ['b'] }, 200).actions, [], 'in sync: nothing to say');
+    s = stepReplicationSecondary(s, { type: 'receive', from: 'a', message: { type: 'repl-snapshot', module: 'db', epoch: 2, seq: 0, data: '' } }, 210).state;
+    assert.deepEqual(stepReplicationSecondary(s, { type: 'primary', node: 'a', epoch: 2, inSync: [] }, 400).actions, [], 'the primary is talking to us');
+  });
+});
