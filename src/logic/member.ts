@@ -131,7 +131,7 @@ export function initMember(config: MemberConfig, disk: MemberDisk | undefined, n
       if (!m.nodes.includes(config.self)) continue;
       const d = disk?.modules[m.name];
       state.modules[m.name] = {
-        mirror: initMirror({ module: m.name, self: config.self, nodes: m.nodes, ...(m.preferredNode ? { preferredNode: m.preferredNode } : {}), failback: m.failback, timings: { lease: t.lease, renewInterval: t.renewInterval }, epoch: d?.epoch ?? 0, now }),
+        mirror: initMirror({ module: m.name, self: config.self, nodes: m.nodes, ...(m.preferredNode ? { preferredNode: m.preferredNode } : {}), failback: m.failback, timings: { lease: t.lease, renewInterval: t.renewInterval }, epoch: d?.epoch ?? 0, voters: voters.length, now }),
         secondary: initReplicationSecondary({ module: m.name, self: config.self, dataEpoch: d?.dataEpoch ?? 0, applied: d?.applied ?? 0, epoch: d?.epoch ?? 0 }),
         nextAnnounceAt: Infinity,
       };

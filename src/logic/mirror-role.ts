@@ -48,6 +48,8 @@ export interface MirrorState {
   app: 'stopped' | 'starting' | 'running' | 'stopping';
   /** Members the failure detector reports dead. */
   dead: readonly string[];
+  /** How many voters the cluster has: an attempt needs a majority of them not known dead. */
+  voters?: number;
   /** Earliest time of the next acquisition attempt. */
   nextAttemptAt: number;
   handOverTo?: string;
@@ -114,6 +116,8 @@ export function initMirror(options: {
   failback?: 'automatic' | 'manual';
   timings: MirrorTimings;
   epoch?: number;
+  /** How many voters the cluster has (nodes and witnesses); unset: no quorum check before an attempt. */
+  voters?: number;
   now: number;
 }): MirrorState {
   return {
@@ -123,6 +127,7 @@ export function initMirror(options: {
     ...(options.preferredNode ? { preferredNode: options.preferredNode } : {}),
     failback: options.failback ?? 'manual',
     timings: options.timings,
+    ...(options.voters !== undefined ? { voters: options.voters } : {}),
     role: 'secondary',
     epoch: options.epoch ?? 0,
     inSync: [],
@@ -330,7 +335,11 @@ function decide(out: Out, now: number): void {
   const s = out.state;
   if (s.role === 'secondary') {
     const silent = !s.primary || s.dead.includes(s.primary.node) || now - s.primary.heardAt > s.timings.lease;
-    if (silent && now >= s.nextAttemptAt) {
+    // Quorum before action: a node that sees no majority alive cannot win, and every attempt would raise
+    // the epoch on the voters it still reaches (a partitioned node would wear its own voter out).
+    const quorum = s.voters === undefined || s.voters - s.dead.length >= Math.floor(s.voters / 2) + 1;
+    if (silent && !quorum && now >= s.nextAttemptAt) out.state = { ...s, nextAttemptAt: now + s.timings.renewInterval };
+    else if (silent && now >= s.nextAttemptAt) {
       out.state = { ...s, nextAttemptAt: now + s.timings.renewInterval };
       become(out, 'acquiring', reason(R.FAILOVER_ATTEMPT, s.primary ? `no word from primary ${s.primary.node} of ${s.module}: asking the voters for the lease` : `no primary of ${s.module} known: asking the voters for the lease`));
       out.actions.push({ type: 'lease-acquire', force: s.forceNext });

@@ -209,8 +209,15 @@ function count(replies: Record<string, LeaseReply>): { granted: number; refused:
 
 function onReply(out: Out, reply: LeaseReply, now: number): void {
   const m = out.state.modules[reply.module];
-  if (!m || m.phase === 'idle') return;
   if (!out.state.voters.includes(reply.voter)) return;
+  // A grant that arrives after its round was decided (a failed attempt, a lease already lost) would bind
+  // that voter to us for a whole lease, for nothing: give it back at once.
+  const p = reply.granted ? reply.promise : undefined;
+  if (p && p.holder === out.state.self && (!m || m.phase === 'idle' || ('epoch' in m && m.epoch !== p.epoch))) {
+    out.actions.push({ type: 'send', to: reply.voter, message: { type: 'lease-release', module: reply.module, holder: out.state.self, epoch: p.epoch } });
+    return;
+  }
+  if (!m || m.phase === 'idle') return;
   bumpEpoch(out, reply.module, reply.maxEpoch);
   const majority = majorityOf(out.state.voters.length);
   const n = out.state.voters.length;

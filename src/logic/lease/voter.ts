@@ -21,13 +21,6 @@ interface Promise_ {
   /** Voter's clock. Undefined after a reboot: unknown, so treated as lasting until quarantine ends. */
   expiresAt?: number;
   released: boolean;
-  /**
-   * Set by an acquisition grant: the maxEpoch before it. If the candidate releases the grant before this
-   * voter ever saw a renewal of it, its attempt failed here and the epoch is given back (see onRelease).
-   */
-  prevMaxEpoch?: number;
-  /** This voter accepted a renewal (or the commit) of the promise: its holder may have held the lease. */
-  renewed?: boolean;
 }
 
 export interface VoterModule {
@@ -241,7 +234,7 @@ export function stepVoter(state: VoterState, event: VoterEvent, now: number): St
         granted = true;
         changed = true;
         next.maxEpoch = msg.epoch;
-        next.promise = { holder: msg.candidate, epoch: msg.epoch, expiresAt: now + state.timings.lease, released: false, prevMaxEpoch: m.maxEpoch };
+        next.promise = { holder: msg.candidate, epoch: msg.epoch, expiresAt: now + state.timings.lease, released: false };
       }
       break;
     }
@@ -251,7 +244,7 @@ export function stepVoter(state: VoterState, event: VoterEvent, now: number): St
       else {
         granted = true;
         changed = true;
-        next.promise = { ...p, expiresAt: now + state.timings.lease, renewed: true };
+        next.promise = { ...p, expiresAt: now + state.timings.lease };
         // The holder of the promise has the module's newest record: storing it, the voter knows the module.
         if (msg.record && msg.record.epoch === msg.epoch && msg.record.holder === msg.holder) {
           const newer = newerRecord(m.record, msg.record);
@@ -276,10 +269,6 @@ export function stepVoter(state: VoterState, event: VoterEvent, now: number): St
       const p = promiseOf(m, msg.holder, msg.epoch);
       if (p) {
         next.promise = { ...p, released: true };
-        // A failed attempt (granted here, never renewed here, released) gives its epoch back, so that a
-        // holder this voter missed can still count it by adopting its renewals. Any epoch that was held
-        // was renewed by a majority, which keeps it: majorities still share a voter that knows it.
-        if (!p.renewed && p.prevMaxEpoch !== undefined && m.maxEpoch === p.epoch) next.maxEpoch = p.prevMaxEpoch;
         changed = true;
       }
       // No reply: a release is best effort; an unreleased promise simply expires.

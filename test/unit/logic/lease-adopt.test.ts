@@ -1,7 +1,7 @@
 /**
  * Rules found on real hosts (the namespace bed), each kept safe by the
  * simulator: a voter that missed an acquisition adopts the holder's renewals;
- * a failed attempt gives its epoch back; refusals say when the voter will
+ * a node that sees no majority does not try; refusals say when the voter will
  * grant again (drift margin included); a secondary whose hello was lost says
  * it again.
  */
@@ -10,6 +10,7 @@ import { describe, it } from 'node:test';
 import type { LeaseMessage, LeaseRecord } from '../../../src/logic/lease/messages.js';
 import { initVoter, stepVoter, type VoterState } from '../../../src/logic/lease/voter.js';
 import { initReplicationSecondary, stepReplicationSecondary } from '../../../src/logic/replication-secondary.js';
+import { initMirror, stepMirror } from '../../../src/logic/mirror-role.js';
 import { TIMINGS } from './lease-bench.js';
 
 const Q = TIMINGS.lease + TIMINGS.driftMargin;
@@ -52,23 +53,20 @@ describe('majority lease: a voter that missed the acquisition', () => {
   });
 });
 
-describe('majority lease: a failed attempt gives its epoch back', () => {
-  it('released without a renewal here: maxEpoch returns to what it was, so the real holder is adopted', () => {
-    let v = initVoter('b', VOTERS, TIMINGS, { modules: { db: { maxEpoch: 3 } } }, 0);
-    v = ask(v, 'b', acquire('b', 6), Q).state;
-    assert.equal(v.modules.db?.maxEpoch, 6);
-    v = stepVoter(v, { type: 'receive', from: 'b', message: { type: 'lease-release', module: 'db', holder: 'b', epoch: 6 } }, Q + 50).state;
-    assert.equal(v.modules.db?.maxEpoch, 3);
-    assert.equal(ask(v, 'a', renew('a', 4), Q + 60).reply?.granted, true);
-  });
-
-  it('once renewed here, the epoch is kept even after a release (its holder may have served)', () => {
-    let v = initVoter('b', VOTERS, TIMINGS, { modules: { db: { maxEpoch: 3 } } }, 0);
-    v = ask(v, 'b', acquire('b', 6), Q).state;
-    v = ask(v, 'b', renew('b', 6), Q + 10).state;
-    v = stepVoter(v, { type: 'receive', from: 'b', message: { type: 'lease-release', module: 'db', holder: 'b', epoch: 6 } }, Q + 50).state;
-    assert.equal(v.modules.db?.maxEpoch, 6);
-    assert.equal(ask(v, 'a', renew('a', 4), Q + 60).reply?.refusal, 'NOT_HOLDER');
+describe('mirror role: quorum before action', () => {
+  it('a node that sees no majority of voters alive does not ask for the lease, and asks again once it does', () => {
+    // b is second in rank: its first attempt would be 200 ms in; both others die before.
+    let m = initMirror({ module: 'db', self: 'b', nodes: ['a', 'b'], timings: { lease: 800, renewInterval: 200 }, voters: 3, now: 0 });
+    m = stepMirror(m, { type: 'member', member: 'a', status: 'dead' }, 10).state;
+    let step = stepMirror(m, { type: 'member', member: 'w', status: 'dead' }, 20);
+    assert.equal(step.state.role, 'secondary');
+    step = stepMirror(step.state, { type: 'tick' }, 5000);
+    assert.equal(step.state.role, 'secondary', 'alone of three voters: no attempt');
+    assert.ok(!step.actions.some((a) => a.type === 'lease-acquire'));
+    const wake = step.actions.find((a) => a.type === 'wake');
+    assert.ok(wake?.type === 'wake' && wake.at > 5000, 'no busy loop: the next look is later');
+    step = stepMirror(step.state, { type: 'member', member: 'w', status: 'alive' }, 5300);
+    assert.ok(step.actions.some((a) => a.type === 'lease-acquire'), 'with the witness back, a majority is alive');
   });
 });
 
