@@ -183,20 +183,24 @@ function promiseBinds(state: VoterState, p: Promise_ | undefined, now: number): 
 
 /**
  * A renewal from a holder this voter never promised (it was away, or cut
- * off, when the lease was taken) is granted like an acquisition at the same
- * epoch would be: out of quarantine, no binding promise to anyone, and an
- * epoch it has not seen passed — newer than any it knows, or the very epoch
- * of its record naming this holder. Without this, a lease taken while one
- * voter was away rests on the others alone for as long as it lives, and one
- * more loss ends it although a majority is there. Safe for the same reason
- * as a grant: any majority that granted a newer epoch shares a voter with
- * this holder's, and that voter refuses (its maxEpoch is newer).
+ * off, when the lease was taken) is adopted: out of quarantine, not
+ * amnesiac, no binding promise to anyone, the holder's record in hand, and an
+ * epoch newer than the newest this voter saw held (its record's), or that
+ * very epoch with its record naming this holder. Without this, a lease taken
+ * while one voter was away rests on the others alone for as long as it
+ * lives, and one more loss ends it although a majority is there. Safe: a
+ * newer epoch was held only with renewals accepted by a majority, which
+ * stored its record; any majority this holder gathers shares a voter with
+ * that one, and it refuses.
  */
 function adoptable(state: VoterState, m: VoterModule, msg: Extract<LeaseMessage, { type: 'lease-renew' }>, now: number): Promise_ | undefined {
   // A voter still catching up after a lost disk would take the holder's record for knowledge it lacks.
   if (now < state.quarantineUntil || state.amnesiac || m.amnesiac || promiseBinds(state, m.promise, now)) return undefined;
-  const known = m.record?.epoch === msg.epoch && m.record.holder === msg.holder;
-  if (!(msg.epoch > m.maxEpoch || (msg.epoch === m.maxEpoch && known))) return undefined;
+  // Against the newest epoch this voter saw *held* (its record: every renewal carries the holder's record),
+  // not the newest it granted: a failed attempt (a partitioned node asking in vain) raises maxEpoch but
+  // held nothing, and must not lock the real holder out.
+  const held = m.record?.epoch ?? 0;
+  if (!(msg.epoch > held || (msg.epoch === held && m.record?.holder === msg.holder))) return undefined;
   // Only with the holder's record in hand: the voter then knows what it votes for.
   if (!msg.record || msg.record.epoch !== msg.epoch || msg.record.holder !== msg.holder) return undefined;
   return { holder: msg.holder, epoch: msg.epoch, expiresAt: now + state.timings.lease, released: false };

@@ -37,9 +37,14 @@ describe('majority lease: a voter that missed the acquisition', () => {
     assert.equal(ask(r.state, 'b', acquire('b', 5), Q + 10).reply?.refusal, 'PROMISED');
   });
 
-  it('refuses when the epoch is older than one it granted, during quarantine, without a record, or while promised to another', () => {
-    const v = initVoter('w', VOTERS, TIMINGS, { modules: { db: { maxEpoch: 5 } } }, 0);
-    assert.equal(ask(v, 'a', renew('a', 4), Q).reply?.refusal, 'NOT_HOLDER', 'epoch 5 may exist: a holder of 4 is stale');
+  it('adopts past a failed attempt (maxEpoch raised, nothing held), refuses a holder older than the newest held', () => {
+    const attempt = initVoter('b', VOTERS, TIMINGS, { modules: { db: { maxEpoch: 6, record: record('b', 3) } } }, 0);
+    assert.equal(ask(attempt, 'a', renew('a', 4), Q).reply?.granted, true, 'epoch 6 was only asked for');
+    const v = initVoter('w', VOTERS, TIMINGS, { modules: { db: { maxEpoch: 5, record: record('b', 5) } } }, 0);
+    assert.equal(ask(v, 'a', renew('a', 4), Q).reply?.refusal, 'NOT_HOLDER', 'epoch 5 was held: a holder of 4 is stale');
+  });
+
+  it('refuses during quarantine, without a record, or while promised to another', () => {
     const fresh = initVoter('w', VOTERS, TIMINGS, { modules: { db: { maxEpoch: 3 } } }, 0);
     assert.equal(ask(fresh, 'a', renew('a', 4), Q - 1).reply?.refusal, 'NOT_HOLDER', 'quarantine');
     assert.equal(ask(fresh, 'a', renew('a', 4, false), Q).reply?.refusal, 'NOT_HOLDER', 'no record in hand');
