@@ -42,7 +42,8 @@ export type MemberMessage =
   | { type: 'heartbeat'; heartbeat: Heartbeat }
   /** The primary's periodic word to the module's other nodes. */
   | { type: 'announce'; module: string; epoch: number; inSync: readonly string[] }
-  | { type: 'hand-over'; module: string; epoch: number; inSync: readonly string[] };
+  | { type: 'hand-over'; module: string; epoch: number; inSync: readonly string[] }
+  | { type: 'hand-over-refused'; module: string; epoch: number };
 
 /** What survives a restart (the driver stores it durably when told to). */
 export interface MemberDisk {
@@ -245,6 +246,9 @@ function receive(run: Run, from: string, msg: MemberMessage): void {
       return;
     case 'hand-over':
       if (s.modules[msg.module]) run.queue.push({ to: 'mirror', module: msg.module, event: { type: 'hand-over', from, epoch: msg.epoch, inSync: msg.inSync } });
+      return;
+    case 'hand-over-refused':
+      if (s.modules[msg.module]) run.queue.push({ to: 'mirror', module: msg.module, event: { type: 'hand-over-refused', from, epoch: msg.epoch } });
       return;
     case 'repl-ack':
     case 'repl-hello':
@@ -460,6 +464,14 @@ function onMirror(run: Run, module: string, a: MirrorAction): void {
     case 'send-hand-over':
       run.actions.push({ type: 'send', to: a.to, message: { type: 'hand-over', module, epoch: a.epoch, inSync: a.inSync } });
       return;
+    case 'refuse-hand-over': {
+      run.actions.push({ type: 'event', module, reason: a.reason });
+      // The voters promised the lease to us by the transfer: give it back, so the sender need not wait it out.
+      const voters = [...run.state.config.nodes, ...run.state.config.witnesses];
+      for (const v of voters) run.actions.push({ type: 'send', to: v, message: { type: 'lease-release', module, holder: run.state.config.self, epoch: a.epoch } });
+      run.actions.push({ type: 'send', to: a.to, message: { type: 'hand-over-refused', module, epoch: a.epoch } });
+      return;
+    }
     case 'role-changed': {
       run.actions.push({ type: 'event', module, reason: a.reason, data: { from: a.from, to: a.to, epoch: a.epoch } });
       if ((a.to === 'secondary' || a.to === 'out-of-service' || a.to === 'acquiring') && slot().primary) {

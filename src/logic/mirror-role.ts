@@ -55,6 +55,8 @@ export interface MirrorState {
   handOverTo?: string;
   /** An operator asked to take the lease without proof of being in sync. */
   forceNext: boolean;
+  /** Nodes that refused a hand-over (out of service), until when: no failback to them before. */
+  declined?: Readonly<Record<string, number>>;
 }
 
 export type MirrorEvent =
@@ -69,6 +71,8 @@ export type MirrorEvent =
   | { type: 'lease-transferred'; epoch: number; to: string }
   /** The switchover target: the old primary handed over `epoch`. */
   | { type: 'hand-over'; from: string; epoch: number; inSync: readonly string[] }
+  /** The node we handed over to is out of service: it released the lease; take it back. */
+  | { type: 'hand-over-refused'; from: string; epoch: number }
   | { type: 'app-started' }
   | { type: 'app-stopped' }
   | { type: 'barrier-done'; ok: boolean; reason?: Reason }
@@ -87,6 +91,8 @@ export type MirrorAction =
   /** Before handing over: every change made so far durable on the target. */
   | { type: 'final-barrier'; to: string }
   | { type: 'send-hand-over'; to: string; epoch: number; inSync: readonly string[] }
+  /** Out of service here: tell the hand-over's sender no, and release the lease it transferred to us. */
+  | { type: 'refuse-hand-over'; to: string; epoch: number; reason: Reason }
   | { type: 'role-changed'; from: MirrorRole; to: MirrorRole; epoch: number; reason: Reason }
   | { type: 'refused'; what: string; reason: Reason }
   | { type: 'wake'; at: number };
@@ -99,6 +105,8 @@ export const MIRROR_REASONS = {
   SWITCHOVER: 'SWITCHOVER',
   FAILBACK: 'FAILBACK',
   HANDED_OVER: 'HANDED_OVER',
+  /** The target of a hand-over is out of service: it gave the lease back. */
+  HAND_OVER_REFUSED: 'HAND_OVER_REFUSED',
   SWITCHOVER_ABORTED: 'SWITCHOVER_ABORTED',
   GIVEN_UP: 'GIVEN_UP',
   BACK_IN_SERVICE: 'BACK_IN_SERVICE',
@@ -107,6 +115,8 @@ export const MIRROR_REASONS = {
   APP_STOPPED: 'APP_STOPPED',
 } as const;
 const R = MIRROR_REASONS;
+/** How long (in leases) a node that refused a hand-over is not offered a failback again. */
+const DECLINE_HOLDOFF_LEASES = 100;
 
 export function initMirror(options: {
   module: string;
@@ -264,10 +274,24 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
         out.actions.push({ type: 'refused', what: `hand-over from ${event.from}`, reason: reason(R.STALE_EPOCH_REFUSED, `refused a hand-over of ${m} at epoch ${event.epoch}: epoch ${s().epoch} is newer`) });
         break;
       }
+      if (s().role === 'out-of-service') {
+        set(out, { epoch: Math.max(s().epoch, event.epoch) });
+        out.actions.push({ type: 'refuse-hand-over', to: event.from, epoch: event.epoch, reason: reason(R.HAND_OVER_REFUSED, `refused the hand-over of ${m} from ${event.from}: ${m} is out of service on ${s().self}`) });
+        break;
+      }
       if (s().role !== 'secondary') break;
       set(out, { epoch: event.epoch });
       become(out, 'acquiring', reason(R.SWITCHOVER, `${event.from} handed ${m} over at epoch ${event.epoch}`));
       out.actions.push({ type: 'lease-adopt', epoch: event.epoch, inSync: event.inSync });
+      break;
+    }
+    case 'hand-over-refused': {
+      if (event.epoch < s().epoch) break;
+      // The lease is free again (the target released it): ask for it now, and fail back to that node
+      // only after a hold-off, or an operator's switchover (it is out of service until someone resets it).
+      set(out, { declined: { ...(s().declined ?? {}), [event.from]: now + DECLINE_HOLDOFF_LEASES * s().timings.lease }, nextAttemptAt: now });
+      delete out.state.primary;
+      out.actions.push({ type: 'refused', what: `hand-over to ${event.from}`, reason: reason(R.HAND_OVER_REFUSED, `${event.from} refused the hand-over of ${m}: it is out of service there`) });
       break;
     }
     case 'given-up': {
@@ -346,7 +370,7 @@ function decide(out: Out, now: number): void {
     }
   } else if (s.role === 'primary' && s.failback === 'automatic' && s.preferredNode && s.preferredNode !== s.self) {
     const p = s.preferredNode;
-    if (s.inSync.includes(p) && !s.dead.includes(p)) startHandOver(out, p, reason(R.FAILBACK, `failing ${s.module} back to its preferred node ${p}, which is in sync`));
+    if (s.inSync.includes(p) && !s.dead.includes(p) && !((s.declined?.[p] ?? 0) > now)) startHandOver(out, p, reason(R.FAILBACK, `failing ${s.module} back to its preferred node ${p}, which is in sync`));
   }
   const st = out.state;
   if (st.role === 'secondary') {

@@ -86,8 +86,8 @@ describe('timing profiles', () => {
     // The rules must be able to fail: check them against configs that break each one.
     const broken: Record<string, string> = {
       'heartbeat-order': 'heartbeat_interval: 1s',
-      'renew-within-lease': 'renew_interval: 790ms',
-      'lease-within-failover-budget': 'failover_budget: 850ms',
+      'renew-within-lease': 'renew_interval: 590ms',
+      'lease-within-failover-budget': 'failover_budget: 650ms',
       'checker-timeout-within-interval': 'check_timeout: 300ms',
       'checker-within-gate-budget': 'check_interval: 400ms\n    check_timeout: 100ms',
     };

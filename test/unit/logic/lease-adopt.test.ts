@@ -100,3 +100,25 @@ describe('replication: a secondary whose hello was lost', () => {
     assert.deepEqual(stepReplicationSecondary(s, { type: 'primary', node: 'a', epoch: 2, inSync: [] }, 400).actions, [], 'the primary is talking to us');
   });
 });
+
+describe('mirror role: failback to a node that is out of service', () => {
+  const T = { lease: 600, renewInterval: 150 };
+  it('the out-of-service node refuses the hand-over; the old primary takes the lease back and does not offer it again soon', () => {
+    // n1 preferred, given up (out of service); n2 handed it over anyway because n1 is in sync.
+    let n1 = initMirror({ module: 'db', self: 'n1', nodes: ['n1', 'n2'], preferredNode: 'n1', failback: 'automatic', timings: T, voters: 3, now: 0 });
+    n1 = stepMirror(n1, { type: 'given-up', reason: { code: 'RESTART_GIVE_UP', text: 'x' } }, 10).state;
+    const refused = stepMirror(n1, { type: 'hand-over', from: 'n2', epoch: 5, inSync: ['n1'] }, 20);
+    assert.equal(refused.state.role, 'out-of-service');
+    assert.deepEqual(refused.actions.filter((a) => a.type === 'refuse-hand-over').map((a) => a.type === 'refuse-hand-over' && [a.to, a.epoch]), [['n2', 5]]);
+
+    let n2 = initMirror({ module: 'db', self: 'n2', nodes: ['n1', 'n2'], preferredNode: 'n1', failback: 'automatic', timings: T, voters: 3, epoch: 5, now: 0 });
+    const back = stepMirror(n2, { type: 'hand-over-refused', from: 'n1', epoch: 5 }, 30);
+    assert.ok(back.actions.some((a) => a.type === 'lease-acquire'), 'asks for the lease at once');
+    n2 = stepMirror(back.state, { type: 'lease-acquired', epoch: 6, inSync: ['n1'], forced: false, reason: { code: 'LEASE_ACQUIRED', text: 'x' } }, 40).state;
+    const running = stepMirror(n2, { type: 'app-started' }, 50);
+    assert.equal(running.state.role, 'primary');
+    assert.ok(!running.actions.some((a) => a.type === 'stop-app'), 'no failback to n1 during the hold-off');
+    const later = stepMirror(running.state, { type: 'tick' }, 50 + 101 * T.lease);
+    assert.equal(later.state.role, 'handing-over', 'after the hold-off, failback is offered again');
+  });
+});
