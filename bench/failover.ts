@@ -9,7 +9,7 @@
  * The application is polled every 5 ms from the root namespace, so each figure
  * carries up to 5 ms of polling error.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,14 +19,12 @@ import { writeClusterFiles, type ClusterSpec } from '../src/testing/cluster-file
 import { ClusterRunner } from '../src/testing/cluster-runner.js';
 import { assertNoOverlap, primaryIntervals, readObserver } from '../src/testing/bed/observer.js';
 import { waitFor } from '../src/testing/wait.js';
+import { BENCHMARKS_DOC, writeSection } from './doc-section.js';
 import { PROFILES } from '../src/config/profiles.js';
 
 const LAN = PROFILES.lan;
 
-const DOC = fileURLToPath(new URL('../../docs/benchmarks.md', import.meta.url));
 const SAMPLE_APP = fileURLToPath(new URL('../../test/fixtures/apps/sample-app.mjs', import.meta.url));
-const START = '<!-- bench:failover:start -->';
-const END = '<!-- bench:failover:end -->';
 const RUNS = Number(process.env.RUNS ?? 15);
 const APP_PORT = 8080;
 
@@ -101,8 +99,7 @@ async function main(): Promise<void> {
 
   const median = quantile(times, 0.5);
   const p99 = quantile(times, 0.99);
-  const section = [
-    START,
+  writeSection('failover', 'Failover (`npm run bench:failover`)', [
     `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'} (load average ${loadavg()[0]!.toFixed(1)} at the end), Node ${process.version}.`,
     '',
     '| runs | median | p99 | min | max | target |',
@@ -123,13 +120,8 @@ async function main(): Promise<void> {
     'No peer runs in this benchmark: keepalived, the closest, moves an address rather than an application and',
     'does not fence (after `kill -9 keepalived` the old master keeps the address); with its default',
     'advertisement interval (1 s) a backup takes over after about 3 s (3 × advert_int + skew), not measured here.',
-    END,
-  ].join('\n');
-  const doc = readFileSync(DOC, 'utf8');
-  const a = doc.indexOf(START);
-  const b = doc.indexOf(END);
-  writeFileSync(DOC, a >= 0 && b > a ? doc.slice(0, a) + section + doc.slice(b + END.length) : `${doc.trimEnd()}\n\n## Failover (npm run bench:failover)\n\n${section}\n`);
-  process.stdout.write(`median ${median.toFixed(0)} ms, p99 ${p99.toFixed(0)} ms; wrote ${DOC}\n`);
+  ]);
+  process.stdout.write(`median ${median.toFixed(0)} ms, p99 ${p99.toFixed(0)} ms; wrote ${BENCHMARKS_DOC}\n`);
 }
 
 await main();

@@ -6,13 +6,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { BENCHMARKS_DOC, writeSection } from './doc-section.js';
 
 const CLI = fileURLToPath(new URL('../src/sim/cli.js', import.meta.url));
-const DOC = fileURLToPath(new URL('../../docs/benchmarks.md', import.meta.url));
-const START = '<!-- bench:sim:start -->';
-const END = '<!-- bench:sim:end -->';
 const SHAPES = ['2n+w', '3n', '5v'];
 const RUNS = 3;
 const SCHEDULES = 1000;
@@ -33,8 +30,7 @@ for (const shape of SHAPES) {
   rows.push(`| ${shape} | ${median(rates).toFixed(1)} | ${rates.map((r) => r.toFixed(1)).join(', ')} |`);
   process.stdout.write(`${shape}: ${rates.join(', ')} schedules/s\n`);
 }
-const section = [
-  START,
+writeSection('sim', 'Simulator: fault schedules per second (`npm run bench:sim`)', [
   `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'} (load average ${loadavg()[0]!.toFixed(1)} at the end), Node ${process.version}.`,
   '',
   '| shape | schedules/s (median of 3) | runs |',
@@ -44,10 +40,5 @@ const section = [
   `Command: \`npm run bench:sim\` (${RUNS} runs × ${SCHEDULES} schedules per shape, seeds 1000–${1000 + RUNS - 1}, \`--duration 6000 --quiet 3000\`, 2 worker threads).`,
   'There is no peer to compare with: this is the rate at which CI explores fault schedules. One schedule is 9 s of',
   'virtual time with the `test` timing profile; larger clusters exchange more messages per virtual second.',
-  END,
-].join('\n');
-const doc = readFileSync(DOC, 'utf8');
-const a = doc.indexOf(START);
-const b = doc.indexOf(END);
-writeFileSync(DOC, a >= 0 && b > a ? doc.slice(0, a) + section + doc.slice(b + END.length) : `${doc.trimEnd()}\n\n${section}\n`);
-process.stdout.write(`wrote ${DOC}\n`);
+]);
+process.stdout.write(`wrote ${BENCHMARKS_DOC}\n`);
