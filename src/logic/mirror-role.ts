@@ -55,6 +55,8 @@ export interface MirrorState {
   handOverTo?: string;
   /** An operator asked to take the lease without proof of being in sync. */
   forceNext: boolean;
+  /** Given up while the application ran: release the lease when it has stopped. */
+  releaseWhenStopped?: boolean;
   /** Nodes that refused a hand-over (out of service), until when: no failback to them before. */
   declined?: Readonly<Record<string, number>>;
 }
@@ -244,6 +246,10 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
     case 'app-stopped': {
       const expected = s().app === 'stopping';
       set(out, { app: 'stopped' });
+      if (s().releaseWhenStopped) {
+        set(out, { releaseWhenStopped: false });
+        out.actions.push({ type: 'lease-release' });
+      }
       if (s().role === 'handing-over' && s().handOverTo) out.actions.push({ type: 'final-barrier', to: s().handOverTo! });
       else if (!expected && (s().role === 'primary' || s().role === 'promoting')) {
         // It stopped by itself (crashed, or the keeper stopped it while the agent was frozen): start it again
@@ -286,7 +292,7 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
       break;
     }
     case 'hand-over-refused': {
-      if (event.epoch < s().epoch) break;
+      if (event.epoch < s().epoch || s().primary?.node !== event.from) break;
       // The lease is free again (the target released it): ask for it now, and fail back to that node
       // only after a hold-off, or an operator's switchover (it is out of service until someone resets it).
       set(out, { declined: { ...(s().declined ?? {}), [event.from]: now + DECLINE_HOLDOFF_LEASES * s().timings.lease }, nextAttemptAt: now });
@@ -295,11 +301,13 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
       break;
     }
     case 'given-up': {
+      const holds = s().role === 'primary' || s().role === 'promoting' || s().role === 'handing-over';
       if (s().app !== 'stopped') {
         set(out, { app: 'stopping' });
         out.actions.push({ type: 'stop-app', reason: event.reason });
-      }
-      if (s().role === 'primary' || s().role === 'promoting' || s().role === 'handing-over') out.actions.push({ type: 'lease-release' });
+        // Released only once the application is gone: a release frees the voters at once.
+        if (holds) set(out, { releaseWhenStopped: true });
+      } else if (holds) out.actions.push({ type: 'lease-release' });
       become(out, 'out-of-service', reason(R.GIVEN_UP, `${m} is out of service on ${s().self}: ${event.reason.text}`));
       break;
     }

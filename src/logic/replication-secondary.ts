@@ -20,6 +20,8 @@ export interface ReplicationSecondaryState {
   refusedStale: number;
   /** The current primary has sent something (a change or a snapshot) at the current epoch since our hello. */
   heard?: boolean;
+  /** Announcements seen since the last hello while nothing came from the primary. */
+  unanswered?: number;
 }
 
 export type ReplicationSecondaryEvent =
@@ -46,10 +48,13 @@ export function stepReplicationSecondary(state: ReplicationSecondaryState, event
     if (event.epoch === s.epoch && event.node === s.primary) {
       // Our hello may have been lost (a link that was down when we learned of this primary): while the
       // primary has sent us nothing and does not count us in sync, say hello again with each announcement.
+      // Every fourth announcement (about a lease): a resync the hello started must have time to begin.
       const waiting = !s.heard && event.inSync !== undefined && !event.inSync.includes(s.self);
-      return { state: s, actions: waiting ? [hello(event.node, event.epoch)] : [] };
+      if (!waiting) return { state: s, actions: [] };
+      const unanswered = (s.unanswered ?? 0) + 1;
+      return { state: { ...s, unanswered: unanswered % 4 }, actions: unanswered % 4 === 0 ? [hello(event.node, event.epoch)] : [] };
     }
-    return { state: { ...s, epoch: event.epoch, primary: event.node, heard: false }, actions: [hello(event.node, event.epoch)] };
+    return { state: { ...s, epoch: event.epoch, primary: event.node, heard: false, unanswered: 0 }, actions: [hello(event.node, event.epoch)] };
   }
   const msg = event.message;
   if (msg.module !== s.module || msg.type === 'repl-ack' || msg.type === 'repl-hello') return { state: s, actions: [] };

@@ -214,6 +214,9 @@ function onReply(out: Out, reply: LeaseReply, now: number): void {
   // that voter to us for a whole lease, for nothing: give it back at once.
   const p = reply.granted ? reply.promise : undefined;
   if (p && p.holder === out.state.self && (!m || m.phase === 'idle' || ('epoch' in m && m.epoch !== p.epoch))) {
+    // Never propose that epoch again: the release names (holder, epoch), and a delayed copy of it must not
+    // free a promise of a later round at the same epoch.
+    bumpEpoch(out, reply.module, p.epoch);
     out.actions.push({ type: 'send', to: reply.voter, message: { type: 'lease-release', module: reply.module, holder: out.state.self, epoch: p.epoch } });
     return;
   }

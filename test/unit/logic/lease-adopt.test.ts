@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import type { LeaseMessage, LeaseRecord } from '../../../src/logic/lease/messages.js';
 import { initVoter, stepVoter, type VoterState } from '../../../src/logic/lease/voter.js';
 import { initReplicationSecondary, stepReplicationSecondary } from '../../../src/logic/replication-secondary.js';
-import { initMirror, stepMirror } from '../../../src/logic/mirror-role.js';
+import { initMirror, stepMirror, type MirrorState } from '../../../src/logic/mirror-role.js';
 import { TIMINGS } from './lease-bench.js';
 
 const Q = TIMINGS.lease + TIMINGS.driftMargin;
@@ -93,8 +93,14 @@ describe('replication: a secondary whose hello was lost', () => {
     const first = stepReplicationSecondary(s, { type: 'primary', node: 'a', epoch: 2, inSync: [] }, 0);
     assert.deepEqual(first.actions.map((a) => a.type === 'send' && a.message.type), ['repl-hello']);
     s = first.state;
-    const again = stepReplicationSecondary(s, { type: 'primary', node: 'a', epoch: 2, inSync: [] }, 200);
-    assert.deepEqual(again.actions.map((a) => a.type === 'send' && a.message.type), ['repl-hello'], 'the first may have been lost');
+    let again = stepReplicationSecondary(s, { type: 'primary', node: 'a', epoch: 2, inSync: [] }, 150);
+    for (let i = 2; i <= 3; i++) {
+      assert.deepEqual(again.actions, [], 'a resync the hello started gets time to begin');
+      again = stepReplicationSecondary(again.state, { type: 'primary', node: 'a', epoch: 2, inSync: [] }, 150 * i);
+    }
+    assert.deepEqual(again.actions, []);
+    again = stepReplicationSecondary(again.state, { type: 'primary', node: 'a', epoch: 2, inSync: [] }, 600);
+    assert.deepEqual(again.actions.map((a) => a.type === 'send' && a.message.type), ['repl-hello'], 'the first may have been lost: again after four announcements');
     assert.deepEqual(stepReplicationSecondary(s, { type: 'primary', node: 'a', epoch: 2, inSync: ['b'] }, 200).actions, [], 'in sync: nothing to say');
     s = stepReplicationSecondary(s, { type: 'receive', from: 'a', message: { type: 'repl-snapshot', module: 'db', epoch: 2, seq: 0, data: '' } }, 210).state;
     assert.deepEqual(stepReplicationSecondary(s, { type: 'primary', node: 'a', epoch: 2, inSync: [] }, 400).actions, [], 'the primary is talking to us');
@@ -111,7 +117,9 @@ describe('mirror role: failback to a node that is out of service', () => {
     assert.equal(refused.state.role, 'out-of-service');
     assert.deepEqual(refused.actions.filter((a) => a.type === 'refuse-hand-over').map((a) => a.type === 'refuse-hand-over' && [a.to, a.epoch]), [['n2', 5]]);
 
-    let n2 = initMirror({ module: 'db', self: 'n2', nodes: ['n1', 'n2'], preferredNode: 'n1', failback: 'automatic', timings: T, voters: 3, epoch: 5, now: 0 });
+    // n2 after its hand-over to n1: it believes n1 is primary now.
+    let n2: MirrorState = { ...initMirror({ module: 'db', self: 'n2', nodes: ['n1', 'n2'], preferredNode: 'n1', failback: 'automatic', timings: T, voters: 3, epoch: 5, now: 0 }), primary: { node: 'n1', epoch: 5, heardAt: 25 } };
+    assert.deepEqual(stepMirror(n2, { type: 'hand-over-refused', from: 'x', epoch: 5 }, 30).actions.filter((a) => a.type === 'lease-acquire'), [], 'only from the node handed over to');
     const back = stepMirror(n2, { type: 'hand-over-refused', from: 'n1', epoch: 5 }, 30);
     assert.ok(back.actions.some((a) => a.type === 'lease-acquire'), 'asks for the lease at once');
     n2 = stepMirror(back.state, { type: 'lease-acquired', epoch: 6, inSync: ['n1'], forced: false, reason: { code: 'LEASE_ACQUIRED', text: 'x' } }, 40).state;

@@ -137,9 +137,11 @@ describe('mirror role', () => {
     assert.equal(r.actions[0]!.type === 'role-changed' && r.actions[0]!.reason.code, R.FAILBACK);
   });
 
-  it('given up by the restart policy: stops, releases the lease, takes no role until reset', () => {
-    const r = run(primaryA(), [[100, { type: 'given-up', reason: reason('RESTART_GIVE_UP', '3 restarts in 5m did not help') }]]);
-    assert.deepEqual(types(r.actions), ['stop-app', 'lease-release', 'role:out-of-service']);
+  it('given up by the restart policy: stops, releases the lease once stopped, takes no role until reset', () => {
+    const given = run(primaryA(), [[100, { type: 'given-up', reason: reason('RESTART_GIVE_UP', '3 restarts in 5m did not help') }]]);
+    assert.deepEqual(types(given.actions), ['stop-app', 'role:out-of-service'], 'no release while the application may still run');
+    const r = run(given.state, [[120, { type: 'app-stopped' }]]);
+    assert.deepEqual(types(r.actions), ['lease-release']);
     const idle = run(r.state, [[10_000, { type: 'tick' }]]);
     assert.deepEqual(types(idle.actions), []);
     const back = run(r.state, [[10_000, { type: 'reset' }], [10_000 + T.lease, { type: 'tick' }]]);
