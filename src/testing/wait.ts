@@ -30,3 +30,19 @@ export async function waitFor<T>(what: string, condition: () => T | Promise<T>, 
     await new Promise((r) => setTimeout(r, every));
   }
 }
+
+/**
+ * The other half of waitFor: asserts that `check` holds throughout a window
+ * (it is called every `every` ms for `duration` ms and must not throw or
+ * return false). For "nothing changes while the fault lasts" and "this does
+ * not arrive": a window of observation, not a wait standing in for a condition.
+ */
+export async function holdsFor(what: string, check: () => boolean | void | Promise<boolean | void>, options: { duration: number; every?: number }): Promise<void> {
+  const every = options.every ?? 20;
+  const end = performance.now() + options.duration;
+  for (;;) {
+    if ((await check()) === false) throw new Error(`${what}: stopped holding ${Math.round(options.duration - (end - performance.now()))} ms into the ${options.duration} ms window`);
+    if (performance.now() >= end) return;
+    await new Promise((r) => setTimeout(r, every));
+  }
+}

@@ -14,6 +14,7 @@ import { encodeFrame, FrameDecoder, type Envelope } from '../../../src/link/fram
 import { RateLimitedLog } from '../../../src/link/rate-limited-log.js';
 import { LINK_REASONS, TlsLinks, type LinkStats, type PeerAddress, type TlsLinksOptions } from '../../../src/link/tls-links.js';
 import { createLogger } from '../../../src/observe/log.js';
+import { waitFor } from '../../../src/testing/wait.js';
 
 interface Msg {
   n: number;
@@ -48,15 +49,6 @@ function captureLog(): { logger: ReturnType<typeof createLogger>; capture: LogCa
           .map((l) => JSON.parse(l) as Record<string, unknown>),
     },
   };
-}
-
-/** Polls a condition until it holds; fails with `what` at the deadline. */
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 // ---- certificates ----
@@ -273,7 +265,7 @@ describe('tls links: messages between members', () => {
     m.a!.links.send('b', { n: 2 });
     assert.ok((count().TCPServerWrap ?? 0) >= 3);
     await Promise.all(Object.values(m).map((x) => x.links.close()));
-    await waitFor(`no handle left (${JSON.stringify(count())})`, () => Object.keys(count()).length === 0, 1000);
+    await waitFor(`no handle left (${JSON.stringify(count())})`, () => Object.keys(count()).length === 0, { deadline: 1000 });
     await m.a!.links.close(); // idempotent
   });
 });
@@ -470,10 +462,10 @@ describe('tls links: liveness of connections', () => {
     await a.links.start();
     await waitFor('connected on the hello', () => a.links.peerStatus().b?.outbound === 'connected');
     const upAt = Date.now();
-    await waitFor('dropped for silence', () => a.links.peerStatus().b?.outbound !== 'connected', 3000);
+    await waitFor('dropped for silence', () => a.links.peerStatus().b?.outbound !== 'connected', { deadline: 3000 });
     const downAfter = Date.now() - upAt;
     assert.ok(downAfter >= 150 && downAfter < 1500, `down after ${downAfter} ms`);
-    await waitFor('redialed', () => srv.accepted() >= 2 && a.links.stats().connects >= 2, 3000);
+    await waitFor('redialed', () => srv.accepted() >= 2 && a.links.stats().connects >= 2, { deadline: 3000 });
     assert.ok(a.log.lines().some((l) => l.reason === LINK_REASONS.idleTimeout));
   });
 
@@ -481,7 +473,7 @@ describe('tls links: liveness of connections', () => {
     const srv = await silentServer(false);
     const a = member('a', certs.a!, { b: { host: HOST, port: srv.port } }, { handshakeTimeout: 200 });
     await a.links.start();
-    await waitFor('redialed after the timeout', () => srv.accepted() >= 2, 3000);
+    await waitFor('redialed after the timeout', () => srv.accepted() >= 2, { deadline: 3000 });
     assert.equal(a.links.stats().connects, 0);
     assert.ok(a.log.lines().some((l) => l.reason === LINK_REASONS.dialFailed));
   });
@@ -491,7 +483,7 @@ describe('tls links: liveness of connections', () => {
     const b = await rawClient(a.links.port, certs.b!);
     await waitFor('a pings b while idle', () => b.frames.length >= 3);
     assert.ok(b.frames.every((f) => f.kind === 'ping' && f.from === 'a' && f.to === 'b'));
-    await waitFor('a closes the silent connection', () => b.closed, 3000);
+    await waitFor('a closes the silent connection', () => b.closed, { deadline: 3000 });
     assert.equal(a.links.peerStatus().b?.inbound, false);
   });
 });
