@@ -12,19 +12,18 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { TestBed } from '../src/testing/bed/bed.js';
 import { BedLauncher } from '../src/testing/bed-launcher.js';
 import { writeClusterFiles, type ClusterSpec } from '../src/testing/cluster-files.js';
 import { ClusterRunner } from '../src/testing/cluster-runner.js';
 import { assertNoOverlap, primaryIntervals, readObserver } from '../src/testing/bed/observer.js';
 import { waitFor } from '../src/testing/wait.js';
+import { sampleAppCommand } from '../src/testing/sample-app.js';
 import { BENCHMARKS_DOC, writeSection } from './doc-section.js';
 import { PROFILES } from '../src/config/profiles.js';
 
 const LAN = PROFILES.lan;
 
-const SAMPLE_APP = fileURLToPath(new URL('../../test/fixtures/apps/sample-app.mjs', import.meta.url));
 const RUNS = Number(process.env.RUNS ?? 15);
 const APP_PORT = 8080;
 
@@ -59,7 +58,7 @@ async function main(): Promise<void> {
     modules: {
       db: {
         kind: 'mirror',
-        start: `APP_HOST="$SKYHA_NODE_ADDRESS" exec "${process.execPath}" "${SAMPLE_APP}"`,
+        start: sampleAppCommand(),
         environment: { APP_PORT: String(APP_PORT), SKYHA_TEST_OBSERVER: observer },
         directories: [join(dir, 'db')],
         stop_timeout: '1s',

@@ -226,7 +226,9 @@ export class AppSupervisor {
 
   private startCheckers(seq: number): void {
     for (const c of this.module.checkers) {
-      const runner = new CheckerRunner(c, () => probe(c, { ...(this.keeper?.appPid ? { appPid: this.keeper.appPid } : {}), ...(this.keeper?.pgid ? { pgid: this.keeper.pgid } : {}), cwd: this.module.workingDir, env: this.environment(this.run) }), (result) => {
+      // Built once per run: probes come every interval, the environment does not change within a run.
+      const env = this.environment(this.run);
+      const runner = new CheckerRunner(c, () => probe(c, { ...(this.keeper?.appPid ? { appPid: this.keeper.appPid } : {}), ...(this.keeper?.pgid ? { pgid: this.keeper.pgid } : {}), cwd: this.module.workingDir, env }), (result) => {
         if (seq !== this.seq || (this.status !== 'running' && this.status !== 'starting')) return;
         const step = stepChecker(this.checkers[c.name]!, { type: 'result', ...result }, this.clock.now());
         this.checkers[c.name] = step.state;

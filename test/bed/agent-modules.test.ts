@@ -18,7 +18,7 @@ import { BedLauncher } from '../../src/testing/bed-launcher.js';
 import { TestBed, bedUnavailable } from '../../src/testing/bed/bed.js';
 import { assertNoOverlap, primaryIntervals, readObserver } from '../../src/testing/bed/observer.js';
 import { holdsFor, waitFor } from '../../src/testing/wait.js';
-import { sampleAppCommand } from '../helpers/apps.js';
+import { sampleAppCommand } from '../../src/testing/sample-app.js';
 
 const APP_PORT = 8080;
 const skip = bedUnavailable();

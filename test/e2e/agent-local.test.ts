@@ -14,7 +14,7 @@ import { ClusterRunner, LocalLauncher } from '../../src/testing/cluster-runner.j
 import { assertNoOverlap, primaryIntervals, readObserver } from '../../src/testing/bed/observer.js';
 import { waitFor } from '../../src/testing/wait.js';
 import { runCli } from '../helpers/cli.js';
-import { sampleAppCommand } from '../helpers/apps.js';
+import { sampleAppCommand } from '../../src/testing/sample-app.js';
 
 const net = `127.${1 + Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}`;
 const APP_PORT = 18_000 + Math.floor(Math.random() * 1000);

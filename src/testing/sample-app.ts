@@ -1,4 +1,4 @@
-/** The sample application of the tests (test/fixtures/apps/sample-app.mjs), as a module's `start` command. */
+/** The sample application of the tests and benchmarks (test/fixtures/apps/sample-app.mjs), as a module's `start` command. */
 import { fileURLToPath } from 'node:url';
 
 export const SAMPLE_APP = fileURLToPath(new URL('../../../test/fixtures/apps/sample-app.mjs', import.meta.url));
