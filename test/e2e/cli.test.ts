@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
+import { writeClusterFiles } from '../../src/testing/cluster-files.js';
 import { runCli, REPO_ROOT } from '../helpers/cli.js';
 
 const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8'));
@@ -64,5 +65,36 @@ describe('skyha CLI', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('skyha agent, witness and status: usage errors', () => {
+  // A cluster on loopback addresses where nothing listens.
+  const dir = mkdtempSync(join(tmpdir(), 'skyha-cli-agent-'));
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const files = writeClusterFiles(dir, {
+    name: 'lone',
+    nodes: [{ name: 'n1', address: '127.0.0.1', linkPort: port, apiPort: port + 1 }, { name: 'n2', address: '127.0.0.1', linkPort: port + 2, apiPort: port + 3 }],
+    witnesses: [{ name: 'w', address: '127.0.0.1', linkPort: port + 4, apiPort: port + 5 }],
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a witness name given to `skyha agent` is a usage error (exit 2) that names the right command', async () => {
+    const r = await runCli(['agent', '--config', (await files).config, '--node', 'w']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /w is a witness .* run: skyha witness --config .* --name w/);
+  });
+
+  it('an unknown node is a config error (exit 2)', async () => {
+    const r = await runCli(['agent', '--config', (await files).config, '--node', 'nobody']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /SKYHA_ERR_CONFIG_UNKNOWN_MEMBER/);
+  });
+
+  it('`skyha status` with no member answering exits 1 and says who did not answer', async () => {
+    const r = await runCli(['status', '--config', (await files).config, '--timeout', '300ms']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /SKYHA_ERR_STATUS_UNREACHABLE/);
+    assert.match(r.stderr, /^n1: ECONNREFUSED$/m);
   });
 });

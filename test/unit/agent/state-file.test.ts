@@ -1,0 +1,45 @@
+/** The member's durable state: a missing file is a new disk, an unreadable one is refused, never silently reset. */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { StateFile } from '../../../src/agent/state-file.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'skyha-state-'));
+const who = { member: 'n1', cluster: 'c' };
+
+describe('agent state file', () => {
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('missing: loads nothing; what is set survives a reopen, with no temporary file left', () => {
+    const d = join(dir, 'a');
+    const first = StateFile.open(d, who);
+    assert.equal(first.loaded, undefined);
+    first.file.setVoter({ modules: { db: { maxEpoch: 4 } } });
+    first.file.setModule('db', { epoch: 4, dataEpoch: 3, applied: 7 });
+    const again = StateFile.open(d, who);
+    assert.deepEqual(again.loaded, { voter: { modules: { db: { maxEpoch: 4 } } }, modules: { db: { epoch: 4, dataEpoch: 3, applied: 7 } } });
+    assert.deepEqual(readdirSync(d), ['state.json']);
+  });
+
+  it('an unchanged module position is not written again', () => {
+    const { file } = StateFile.open(join(dir, 'b'), who);
+    file.setModule('db', { epoch: 1, dataEpoch: 1, applied: 1 });
+    file.setModule('db', { epoch: 1, dataEpoch: 1, applied: 1 });
+    assert.equal(file.writes, 1);
+  });
+
+  it('refuses a damaged file, one of another format, and one of another member, leaving it untouched', () => {
+    for (const [name, text, why] of [
+      ['bad-json', '{"format":1,', /not valid JSON/],
+      ['bad-format', '{"format":9,"member":"n1","cluster":"c","disk":{"modules":{}}}', /unknown format/],
+      ['other-member', '{"format":1,"member":"n2","cluster":"c","disk":{"modules":{}}}', /belongs to member n2/],
+    ] as const) {
+      const d = join(dir, name);
+      StateFile.open(d, who); // creates the directory
+      writeFileSync(join(d, 'state.json'), text);
+      assert.throws(() => StateFile.open(d, who), (e: Error & { code?: string }) => e.code === 'SKYHA_ERR_STATE' && why.test(e.message));
+    }
+  });
+});
