@@ -18,18 +18,25 @@ import { SkyhaError } from '../core/errors.js';
 import type { ClusterConfig, FarmModuleConfig, MemberConfig as MemberEntry, MirrorModuleConfig } from '../config/model.js';
 import { findMember, voters } from '../config/model.js';
 import { TlsLinks } from '../link/tls-links.js';
+import type { FarmMessage } from '../logic/farm-messages.js';
 import type { MemberAction, MemberConfig, MemberMessage } from '../logic/member.js';
 import { reason, type Reason } from '../logic/step.js';
 import { EventRing } from '../observe/events.js';
 import type { Logger } from '../observe/log.js';
 import { killLeftovers } from '../supervise/leftovers.js';
 import { AppSupervisor } from './app-supervisor.js';
+import { ControlSocket, type ControlReply, type ControlRequest } from './control-socket.js';
 import { FarmModule } from './farm-module.js';
+import { GateController } from './gate-controller.js';
+import { createGateEngine } from './gate-engine.js';
 import { HttpEndpoint } from './http-endpoint.js';
 import { MemberDriver } from './member-driver.js';
 import { MirrorModule } from './mirror-module.js';
 import { StateFile } from './state-file.js';
 import { buildStatus, type MemberStatusReport } from './status.js';
+
+/** What travels on the links: the member machine's messages and the farm modules' reports. */
+export type LinkMessage = MemberMessage | FarmMessage;
 
 export interface AgentOptions {
   config: ClusterConfig;
@@ -49,7 +56,9 @@ export class Agent {
   readonly startedAt: number;
   private state!: StateFile;
   private driver!: MemberDriver;
-  private links!: TlsLinks<MemberMessage>;
+  private links!: TlsLinks<LinkMessage>;
+  private gateController: GateController | undefined;
+  private control: ControlSocket | undefined;
   private http!: HttpEndpoint;
   private stopping: Promise<void> | undefined;
 
@@ -72,8 +81,13 @@ export class Agent {
     return this.driver;
   }
 
-  get linkSet(): TlsLinks<MemberMessage> {
+  get linkSet(): TlsLinks<LinkMessage> {
     return this.links;
+  }
+
+  /** The gates of the farm modules this node runs (undefined on a witness). */
+  get gates(): GateController | undefined {
+    return this.gateController;
   }
 
   get apiPort(): number {
@@ -123,7 +137,7 @@ export class Agent {
     } catch (err) {
       throw new SkyhaError('SKYHA_ERR_CONFIG_TLS', `cannot read the TLS material of ${self.name}: ${(err as Error).message}`, { cause: err });
     }
-    this.links = new TlsLinks<MemberMessage>({
+    this.links = new TlsLinks<LinkMessage>({
       self: self.name,
       cluster: config.name,
       tls,
@@ -138,7 +152,25 @@ export class Agent {
       handshakeTimeout: Math.max(500, 2 * config.timings.suspectAfter),
       backoff: { min: Math.min(50, config.timings.heartbeatInterval), max: Math.max(250, config.timings.suspectAfter) },
     });
-    this.links.onReceive((from, message) => this.driver.input({ type: 'receive', from, message }));
+    this.links.onReceive((from, message) => {
+      if (message.type === 'farm-report' || message.type === 'farm-admin') this.gateController?.onMessage(from, message);
+      else this.driver.input({ type: 'receive', from, message });
+    });
+    if (this.isNode) {
+      const runDirOfGates = join(runDir, 'gate');
+      this.gateController = new GateController({
+        config,
+        self,
+        log: this.log.child({ component: 'gate' }),
+        now: () => this.clock.now(),
+        send: (to, message) => this.links.send(to, message),
+        emit: (module, r, data) => this.events.emit({ module, reason: r.code, text: r.text, ...(data ? { data } : {}), ...('level' in r && r.level ? { level: r.level } : {}) }),
+        farm: (module) => this.farms.get(module),
+        adminOf: (module) => this.state.admin(module),
+        persistAdmin: (module, admin) => this.state.setAdmin(module, admin),
+        engine: (module, onObserved) => createGateEngine({ config, self, module, runDir: runDirOfGates, logger: this.log.child({ component: 'gate', module: module.name }), onObserved }),
+      });
+    }
     this.http = new HttpEndpoint({ host: self.bind, port: self.apiPort, logger: this.log.child({ component: 'http' }), health: (module) => this.health(module), status: () => this.status() });
     try {
       await this.links.start();
@@ -149,6 +181,15 @@ export class Agent {
       const e = err as NodeJS.ErrnoException;
       throw new SkyhaError('SKYHA_ERR_LISTEN', `${self.name} cannot listen on ${self.bind} (link port ${self.linkPort}, API port ${self.apiPort}): ${e.code ?? e.message}`, { cause: err });
     }
+    try {
+      this.control = new ControlSocket(join(runDir, 'control.sock'), (req) => this.onControl(req));
+      await this.control.start();
+      await this.gateController?.start();
+    } catch (err) {
+      await Promise.all([this.gateController?.close(), this.control?.close(), this.links.close(), this.http.close()].map((p) => p?.catch(() => undefined)));
+      const ports = config.modules.flatMap((m) => (m.kind === 'farm' && m.gate && m.nodes.includes(self.name) ? [`${m.name} on ${m.gate.port}`] : [])).join(', ');
+      throw new SkyhaError('SKYHA_ERR_LISTEN', `${self.name} cannot start its control socket or gates${ports ? ` (${ports})` : ''}: ${(err as Error).message}`, { cause: err });
+    }
     this.driver.start();
     for (const f of this.farms.values()) f.start();
     for (const m of this.mirrors.values()) m.app.prepareSpare();
@@ -157,11 +198,14 @@ export class Agent {
 
   private addFarm(m: FarmModuleConfig, runDir: string): void {
     let farm: FarmModule;
+    // Every change of the application's state may change this node's place in the gates' pools.
+    const changed = (): void => this.gateController?.localChanged(m.name);
     const app = this.supervisor(m, runDir, {
-      started: () => farm.onStarted(),
-      stopped: () => undefined,
-      failed: (detail) => farm.onFailed(detail),
-      healthy: () => farm.onHealthy(),
+      started: () => (farm.onStarted(), changed()),
+      stopped: changed,
+      failed: (detail) => (farm.onFailed(detail), changed()),
+      healthy: () => (farm.onHealthy(), changed()),
+      checker: changed,
     });
     farm = new FarmModule(m, app, this.self.name, this.clock, (module, r, data) => this.emitReason(module, r, data));
     this.farms.set(m.name, farm);
@@ -174,12 +218,13 @@ export class Agent {
       stopped: () => mirror.onStopped(),
       failed: (detail) => mirror.onFailed(detail),
       healthy: () => mirror.onHealthy(),
+      checker: () => undefined,
     });
     mirror = new MirrorModule(m, app, this.self.name, this.clock, (input) => this.driver.input(input), (module, r, data) => this.emitReason(module, r, data));
     this.mirrors.set(m.name, mirror);
   }
 
-  private supervisor(m: FarmModuleConfig | MirrorModuleConfig, runDir: string, on: { started(): void; stopped(): void; failed(detail: string): void; healthy(): void }): AppSupervisor {
+  private supervisor(m: FarmModuleConfig | MirrorModuleConfig, runDir: string, on: { started(): void; stopped(): void; failed(detail: string): void; healthy(): void; checker(): void }): AppSupervisor {
     let app: AppSupervisor;
     app = new AppSupervisor(m, this.config, this.self.name, runDir, this.clock, this.log.child({ component: 'app', module: m.name }), {
       started: on.started,
@@ -188,6 +233,7 @@ export class Agent {
       checkerChanged: (checker, from, to, detail) => {
         this.events.emit({ module: m.name, reason: to === 'healthy' ? 'CHECKER_UP' : to === 'failed' ? 'CHECKER_DOWN' : 'CHECKER_RESET', text: `checker ${checker} of ${m.name}: ${from} → ${to} (${detail})`, data: { checker, from, to }, level: to === 'failed' ? 'warn' : 'info' });
         if (app.health === 'healthy') on.healthy();
+        on.checker();
       },
     });
     return app;
@@ -239,6 +285,9 @@ export class Agent {
       case 'event':
         this.emitReason(a.module, a.reason, a.data);
         return;
+      case 'member-status':
+        this.gateController?.memberChanged(a.member, a.status);
+        return;
       case 'wake':
         return;
     }
@@ -282,12 +331,26 @@ export class Agent {
     return buildStatus(this);
   }
 
+  /** A command from the local control socket. */
+  private onControl(req: ControlRequest): ControlReply {
+    switch (req.op) {
+      case 'whoami':
+        return { ok: true, member: this.self.name };
+      case 'admin': {
+        if (!this.gateController) return { ok: false, error: `${this.self.name} is a witness: it runs no farm module` };
+        this.gateController.setAdmin(req.module, req.node, req.state, req.by);
+        const where = req.node === this.self.name ? 'set' : `sent to ${req.node}, which owns it`;
+        return { ok: true, member: this.self.name, detail: `${req.module} on ${req.node}: ${req.state} (${where})` };
+      }
+    }
+  }
+
   /** Clean shutdown; `force` (second signal) exits without waiting, keepers hold the leases' deadlines. */
   stop(options: { force?: boolean; deadline?: number } = {}): Promise<void> {
     if (options.force) {
       for (const m of [...this.farms.values(), ...this.mirrors.values()]) m.app.detach();
       this.driver?.stop();
-      return Promise.all([this.links?.close(), this.http?.close()]).then(() => undefined);
+      return Promise.all([this.gateController?.close(), this.control?.close(), this.links?.close(), this.http?.close()]).then(() => undefined);
     }
     this.stopping ??= this.shutdown(options.deadline ?? this.defaultDeadline());
     return this.stopping;
@@ -302,7 +365,7 @@ export class Agent {
     this.events.emit({ reason: 'MEMBER_STOPPING', text: `${this.self.name} is stopping: primaries stop their applications and release their leases` });
     const why = reason('AGENT_STOPPING', `the agent on ${this.self.name} is stopping`);
     const waits: Promise<unknown>[] = [];
-    for (const f of this.farms.values()) waits.push(f.shutdown(why.text));
+    for (const [name, f] of this.farms) waits.push(f.shutdown(why.text).then(() => this.gateController?.localChanged(name)));
     for (const [name, m] of this.mirrors) {
       this.driver.input({ type: 'given-up', module: name, reason: why });
       waits.push(this.until(() => m.app.status === 'stopped' && !this.holdsLease(name)));
@@ -311,7 +374,7 @@ export class Agent {
     if (timedOut) this.events.emit({ reason: 'MEMBER_STOP_DEADLINE', text: `${this.self.name} did not stop cleanly within ${deadline} ms; exiting, keepers hold the lease deadlines`, level: 'warn' });
     for (const m of [...this.farms.values(), ...this.mirrors.values()]) m.app.detach();
     this.driver.stop();
-    await Promise.all([this.links.close(), this.http.close()]);
+    await Promise.all([this.gateController?.close(), this.control?.close(), this.links.close(), this.http.close()]);
     this.events.emit({ reason: 'MEMBER_STOPPED', text: `${this.self.name} stopped` });
   }
 

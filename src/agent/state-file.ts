@@ -16,6 +16,7 @@ import { dirname, join } from 'node:path';
 import { SkyhaError } from '../core/errors.js';
 import type { MemberDisk } from '../logic/member.js';
 import type { VoterDisk } from '../logic/lease/voter.js';
+import type { AdminState } from '../logic/farm-pool.js';
 
 const FORMAT = 1;
 
@@ -24,16 +25,20 @@ interface FileShape {
   member: string;
   cluster: string;
   disk: MemberDisk;
+  /** Farm modules: the admin state an operator set on this node (absent: ready). Survives restarts: a drained node stays drained. */
+  admin?: Record<string, AdminState>;
 }
 
 export class StateFile {
   readonly path: string;
   private disk: MemberDisk;
+  private adminStates: Record<string, AdminState>;
   writes = 0;
 
-  private constructor(path: string, disk: MemberDisk, private readonly identity: { member: string; cluster: string }) {
+  private constructor(path: string, disk: MemberDisk, private readonly identity: { member: string; cluster: string }, admin: Record<string, AdminState> = {}) {
     this.path = path;
     this.disk = disk;
+    this.adminStates = admin;
   }
 
   /** Opens the state of `member` in `dataDir`; `loaded` is undefined when there was none. */
@@ -59,7 +64,9 @@ export class StateFile {
     if (parsed.member !== identity.member || parsed.cluster !== identity.cluster) {
       throw new SkyhaError('SKYHA_ERR_STATE', `${path} belongs to member ${parsed.member} of cluster ${parsed.cluster}, not ${identity.member} of ${identity.cluster}: two members must not share a data directory`);
     }
-    return { file: new StateFile(path, parsed.disk, identity), loaded: parsed.disk };
+    const admin: Record<string, AdminState> = {};
+    for (const [module, state] of Object.entries(parsed.admin ?? {})) if (state === 'drain' || state === 'maint') admin[module] = state;
+    return { file: new StateFile(path, parsed.disk, identity, admin), loaded: parsed.disk };
   }
 
   get current(): MemberDisk {
@@ -78,8 +85,22 @@ export class StateFile {
     this.write();
   }
 
+  /** The admin state of a farm module on this node. */
+  admin(module: string): AdminState {
+    return this.adminStates[module] ?? 'ready';
+  }
+
+  setAdmin(module: string, state: AdminState): void {
+    if (this.admin(module) === state) return;
+    const next = { ...this.adminStates };
+    if (state === 'ready') delete next[module];
+    else next[module] = state;
+    this.adminStates = next;
+    this.write();
+  }
+
   private write(): void {
-    const body: FileShape = { format: FORMAT, ...this.identity, disk: this.disk };
+    const body: FileShape = { format: FORMAT, ...this.identity, disk: this.disk, ...(Object.keys(this.adminStates).length > 0 ? { admin: this.adminStates } : {}) };
     const tmp = `${this.path}.tmp`;
     const fd = openSync(tmp, 'w', 0o600);
     try {

@@ -5,6 +5,8 @@
  * (src/cli/commands/status.ts): each node is the authority on its own role.
  */
 import type { CheckerStatus } from '../logic/checker.js';
+import type { AdminState, PoolPosition } from '../logic/farm-pool.js';
+import type { GateReport } from '../gate/backend.js';
 import type { MemberStatus } from '../logic/membership.js';
 import { VERSION } from '../core/version.js';
 import type { SkyhaEvent } from '../observe/events.js';
@@ -35,6 +37,8 @@ export interface ModuleReport {
   restarts: { inWindow: number; max: number; givenUp: boolean; lastFailure?: string };
   /** What /health/MODULE answers here. */
   health: { code: number; why: string };
+  /** Farm, where this node runs the module's gate: its pool (the cluster's word) and its engine's view of each backend. */
+  gate?: GateReport & { pool: Array<{ node: string; position: PoolPosition; sinceAgoMs: number; admin: AdminState; member: MemberStatus; health: CheckerStatus; givenUp: boolean }> };
 }
 
 export interface MemberStatusReport {
@@ -90,6 +94,7 @@ export function buildStatus(agent: Agent): MemberStatusReport {
       checkers: checkers(farm.app, now),
       restarts: restarts(farm.policy, now),
       health: { code: h.code, why: h.why },
+      ...gateOf(agent, name, now),
     });
   }
   for (const [name, mirror] of agent.mirrors) {
@@ -122,6 +127,18 @@ export function buildStatus(agent: Agent): MemberStatusReport {
     modules,
     links: agent.linkSet.stats(),
     events: agent.events.recent(50),
+  };
+}
+
+function gateOf(agent: Agent, module: string, now: number): { gate?: ModuleReport['gate'] } {
+  const pool = agent.gates?.pool(module);
+  const report = agent.gates?.reports().find((r) => r.module === module);
+  if (!pool || !report) return {};
+  return {
+    gate: {
+      ...report,
+      pool: Object.entries(pool.nodes).map(([node, p]) => ({ node, position: p.position, sinceAgoMs: Math.round(now - p.since), admin: p.inputs.admin, member: p.inputs.member, health: p.inputs.health, givenUp: p.inputs.givenUp })),
+    },
   };
 }
 

@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { EXIT_RUNTIME, EXIT_USAGE, isSkyhaError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
+import { registerAdminStates } from './commands/admin-state.js';
 import { registerInit } from './commands/init.js';
 import { registerAgent, registerWitness } from './commands/run-member.js';
 import { registerStatus } from './commands/status.js';
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerAgent(program);
   registerWitness(program);
   registerStatus(program);
+  registerAdminStates(program);
   for (const cmd of program.commands) cmd.exitOverride().helpOption('-h, --help', 'show help');
   return program;
 }

@@ -53,6 +53,8 @@ export interface GateConfig {
   connectTimeout: number;
   responseTimeout: number;
   maxConnections: number;
+  /** Built-in engine: gate worker processes sharing the port. */
+  workers: number;
   tls?: { cert: string; key: string };
 }
 

@@ -96,6 +96,7 @@ function resolveModule(name: string, m: Raw, timings: Timings, allNodes: string[
         connectTimeout: msOr(g.connect_timeout, 1000),
         responseTimeout: msOr(g.response_timeout, 30_000),
         maxConnections: g.max_connections ?? 10_000,
+        workers: g.workers ?? 1,
       };
       if (g.idempotent_header) gate.idempotentHeader = g.idempotent_header;
       if (g.slow_p99) gate.slowP99 = ms(g.slow_p99);

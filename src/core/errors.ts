@@ -25,7 +25,10 @@ export const ERROR_CODES = {
   SKYHA_ERR_COORD_NOT_HOLDER: { exit: EXIT_RUNTIME, what: 'The call needs the lease (renew, commit the in-sync set, transfer) but this member does not hold it.' },
   SKYHA_ERR_STATE: { exit: EXIT_RUNTIME, what: 'A member\'s state file (data_dir/state.json) is unreadable, of an unknown format or of another member; it is left untouched.' },
   SKYHA_ERR_LISTEN: { exit: EXIT_RUNTIME, what: 'The agent or witness could not listen on its link or API port (in use, or an address it does not have).' },
+  SKYHA_ERR_CONTROL_UNREACHABLE: { exit: EXIT_RUNTIME, what: 'A command for the local agent (`skyha drain`, `ready`, `maint`) found no agent answering on a control socket on this machine.' },
+  SKYHA_ERR_CONTROL_REFUSED: { exit: EXIT_RUNTIME, what: 'The local agent refused a command (unknown module or node, or a witness asked to act as a node); the message says why.' },
   SKYHA_ERR_STATUS_UNREACHABLE: { exit: EXIT_RUNTIME, what: '`skyha status` reached no member of the cluster.' },
+  SKYHA_ERR_HAPROXY: { exit: EXIT_RUNTIME, what: 'The HAProxy gate engine failed: its config was refused, it did not start or answer on its runtime socket, or a runtime command was refused; the message quotes HAProxy.' },
   SKYHA_ERR_INTERNAL: { exit: EXIT_RUNTIME, what: 'A bug in skyha: an unexpected error. Please report it with the log.' },
 } as const;
 

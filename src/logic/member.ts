@@ -13,7 +13,7 @@ import type { Timings } from '../config/profiles.js';
 import { initClient, heldLease, stepClient, type ClientAction, type ClientEvent, type ClientState } from './lease/client.js';
 import type { LeaseMessage } from './lease/messages.js';
 import { initVoter, stepVoter, type VoterDisk, type VoterEvent, type VoterState } from './lease/voter.js';
-import { initMembership, stepMembership, type Heartbeat, type MembershipAction, type MembershipState } from './membership.js';
+import { initMembership, stepMembership, type Heartbeat, type MemberStatus, type MembershipAction, type MembershipState } from './membership.js';
 import { initMirror, stepMirror, type MirrorAction, type MirrorEvent, type MirrorState } from './mirror-role.js';
 import type { ReplicationMessage } from './replication-messages.js';
 import { initReplicationPrimary, stepReplicationPrimary, type ReplicationPrimaryAction, type ReplicationPrimaryEvent, type ReplicationPrimaryState, type ReplicationTimings } from './replication-primary.js';
@@ -103,6 +103,8 @@ export type MemberAction =
   /** This node no longer holds the module's lease (lost, transferred or released). */
   | { type: 'lease-ended'; module: string; epoch: number; reason: Reason }
   | { type: 'event'; module?: string; reason: Reason; data?: Record<string, string | number> }
+  /** Membership's verdict on a member changed (the gates follow it). */
+  | { type: 'member-status'; member: string; status: MemberStatus }
   | { type: 'wake'; at: number };
 
 const FINAL_BARRIER = '__final';
@@ -352,6 +354,7 @@ function onMembership(run: Run, a: MembershipAction): void {
       return;
     case 'member-changed': {
       run.actions.push({ type: 'event', reason: a.reason, data: { member: a.member, from: a.from, to: a.to } });
+      run.actions.push({ type: 'member-status', member: a.member, status: a.to });
       if (a.to === 'unknown') return;
       for (const name of Object.keys(run.state.modules)) {
         run.queue.push({ to: 'mirror', module: name, event: { type: 'member', member: a.member, status: a.to } });

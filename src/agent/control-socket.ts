@@ -1,0 +1,111 @@
+/**
+ * The agent's local control socket, `<data_dir>/run/control.sock` (mode
+ * 0600: whoever may read the agent's data may operate it). Commands run on a
+ * node (`skyha drain`, and later `skyha barrier`) reach their agent here
+ * without credentials of the HTTPS API. One JSON object per line each way.
+ */
+import { chmodSync, rmSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createInterface } from 'node:readline';
+import type { AdminState } from '../logic/farm-pool.js';
+
+export type ControlRequest = { op: 'admin'; module: string; node: string; state: AdminState; by: string } | { op: 'whoami' };
+
+export type ControlReply = { ok: true; member: string; detail?: string } | { ok: false; error: string };
+
+export type ControlHandler = (request: ControlRequest) => ControlReply | Promise<ControlReply>;
+
+export class ControlSocket {
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(
+    readonly path: string,
+    private readonly handle: ControlHandler,
+  ) {}
+
+  async start(): Promise<void> {
+    // A socket file left by a killed agent would make listen fail; it is ours to replace.
+    rmSync(this.path, { force: true });
+    const server = createServer((socket) => this.serve(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.path, () => {
+        server.removeListener('error', reject);
+        resolve();
+      });
+    });
+    chmodSync(this.path, 0o600);
+    this.server = server;
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    for (const s of this.sockets) s.destroy();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    rmSync(this.path, { force: true });
+  }
+
+  private serve(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('error', () => undefined);
+    const lines = createInterface({ input: socket });
+    lines.on('line', (line) => {
+      void (async () => {
+        let reply: ControlReply;
+        try {
+          reply = await this.handle(parse(line));
+        } catch (err) {
+          reply = { ok: false, error: (err as Error).message };
+        }
+        if (!socket.destroyed) socket.write(JSON.stringify(reply) + '\n');
+      })();
+    });
+  }
+}
+
+function parse(line: string): ControlRequest {
+  let req: unknown;
+  try {
+    req = JSON.parse(line);
+  } catch {
+    throw new Error('expected one JSON object per line');
+  }
+  const r = req as Record<string, unknown>;
+  if (r?.op === 'whoami') return { op: 'whoami' };
+  if (r?.op === 'admin') {
+    for (const k of ['module', 'node', 'by'] as const) if (typeof r[k] !== 'string') throw new Error(`admin: expected a string "${k}"`);
+    if (r.state !== 'ready' && r.state !== 'drain' && r.state !== 'maint') throw new Error('admin: expected "state" to be ready, drain or maint');
+    return r as ControlRequest;
+  }
+  throw new Error(`unknown op ${JSON.stringify(r?.op)}`);
+}
+
+/** Sends one request to the control socket at `path` and returns the reply. */
+export function controlRequest(path: string, request: ControlRequest, timeout = 5000): Promise<ControlReply> {
+  return new Promise((resolve, reject) => {
+    {
+      const socket = connect(path);
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`no answer on ${path} within ${timeout} ms`));
+      }, timeout);
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      socket.once('connect', () => socket.write(JSON.stringify(request) + '\n'));
+      createInterface({ input: socket }).once('line', (line) => {
+        clearTimeout(timer);
+        socket.end();
+        try {
+          resolve(JSON.parse(line) as ControlReply);
+        } catch {
+          reject(new Error(`a malformed answer on ${path}`));
+        }
+      });
+    }
+  });
+}
