@@ -47,6 +47,8 @@ export class AppSupervisor {
   private runners: CheckerRunner[] = [];
   checkers: Record<string, CheckerState> = {};
   private failedThisRun = false;
+  /** The application passed all its checkers at least once in this run: from then on a failing checker is a failure. */
+  private healthyThisRun = false;
   private fenced = false;
   private spare: Keeper | undefined;
   private keepers = 0;
@@ -100,6 +102,7 @@ export class AppSupervisor {
     this.status = 'starting';
     this.run = run;
     this.failedThisRun = false;
+    this.healthyThisRun = false;
     this.fenced = false;
     this.startedAt = this.clock.now();
     const seq = ++this.seq;
@@ -235,7 +238,10 @@ export class AppSupervisor {
         for (const a of step.actions) {
           this.log.info({ module: this.module.name, checker: c.name, reason: a.reason.code }, a.reason.text);
           this.events.checkerChanged(c.name, a.from, a.to, a.detail);
-          if (a.to === 'failed') this.fail(`checker ${c.name}: ${a.detail}`);
+          // Still starting (never healthy in this run, within start_timeout): not a failure yet; the start timer judges.
+          const starting = !this.healthyThisRun && this.clock.now() - (this.startedAt ?? 0) < this.module.startTimeout;
+          if (a.to === 'failed' && !starting) this.fail(`checker ${c.name}: ${a.detail}`);
+          if (this.health === 'healthy') this.healthyThisRun = true;
         }
       });
       this.runners.push(runner);

@@ -88,7 +88,12 @@ export class GateController {
   memberChanged(member: string, status: MemberStatus): void {
     for (const g of this.gates.values()) {
       if (!g.module.nodes.includes(member)) continue;
-      this.feed(g, { type: 'member', node: member, status });
+      if (status === 'dead') {
+        // What a dead node last reported is void: when it comes back, it is in only after it says so again.
+        this.feed(g, { type: 'inputs', nodes: { [member]: { member: status, health: 'unknown' } } });
+      } else {
+        this.feed(g, { type: 'member', node: member, status });
+      }
       // A peer that comes (back) needs our state now, not at the next round.
       if (status === 'alive') this.sendReport(g, member);
     }

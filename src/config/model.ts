@@ -33,7 +33,8 @@ interface CheckerBase {
 }
 export type CheckerConfig =
   | (CheckerBase & { kind: 'process'; pidFile?: string })
-  | (CheckerBase & { kind: 'tcp'; host: string; port: number })
+  /** `host` absent: this node's address (SKYHA_NODE_ADDRESS), where the gate reaches the application. */
+  | (CheckerBase & { kind: 'tcp'; host?: string; port: number })
   | (CheckerBase & { kind: 'http'; url: string; method: 'GET' | 'HEAD'; expectStatus: number; expectBody?: string })
   | (CheckerBase & { kind: 'command'; command: string });
 export type CheckerKind = CheckerConfig['kind'];

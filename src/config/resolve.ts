@@ -127,7 +127,7 @@ function resolveChecker(c: Raw, index: number, timings: Timings, abs: (p: string
     case 'process':
       return { ...base, kind: 'process', ...(c.pid_file ? { pidFile: abs(c.pid_file) } : {}) };
     case 'tcp':
-      return { ...base, kind: 'tcp', host: c.host ?? '127.0.0.1', port: c.port };
+      return { ...base, kind: 'tcp', ...(c.host ? { host: c.host } : {}), port: c.port };
     case 'http':
       return { ...base, kind: 'http', url: c.url, method: c.method ?? 'GET', expectStatus: c.expect_status ?? 200, ...(c.expect_body !== undefined ? { expectBody: c.expect_body } : {}) };
     default:

@@ -157,7 +157,9 @@ export class BuiltinGate implements GateEngine {
         continue;
       }
       const wasOpen = slot.keepsOpen;
+      const wasDown = slot.state.health === 'down';
       slot.state = b;
+      if (wasDown && b.health === 'up') slot.observed.reset(`${b.node} is up again by the cluster's checkers`);
       if (wasOpen && !slot.keepsOpen) {
         slot.pool.drainIdle();
         aborts.push({ slot, why: b.admin === 'maint' ? `${b.node} went into maintenance` : `${b.node} is down` });

@@ -96,6 +96,14 @@ export class ObservedHealth {
     }
   }
 
+  /** The cluster vouches for the backend again (it was down and its checkers passed): start from a clean judgement. */
+  reset(why: string): void {
+    this.failures = 0;
+    this.goodTrials = 0;
+    this.clearSamples();
+    this.set('ok', why);
+  }
+
   admitTrial(): boolean {
     if (this.current === 'ok') return false;
     const now = this.now();

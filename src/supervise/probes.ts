@@ -42,7 +42,7 @@ function probeKind(checker: CheckerConfig, ctx: ProbeContext, timeout: number): 
     case 'process':
       return checker.pidFile === undefined ? Promise.resolve(probeGroup(ctx)) : probePidFile(checker.pidFile, timeout);
     case 'tcp':
-      return probeTcp(checker.host, checker.port, timeout);
+      return probeTcp(checker.host ?? ctx.env.SKYHA_NODE_ADDRESS ?? '127.0.0.1', checker.port, timeout);
     case 'http':
       return probeHttp(checker.url, checker.method, checker.expectStatus, checker.expectBody, timeout);
     case 'command':

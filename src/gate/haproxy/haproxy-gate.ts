@@ -486,7 +486,7 @@ export class HaproxyGate implements GateEngine {
       backends,
       connectTimeout: o.connectTimeout,
       responseTimeout: o.responseTimeout,
-      maxConnections: o.maxConnections,
+      maxConnections: Math.min(o.maxConnections, connectionsTheFdLimitAllows()),
       ...(o.idempotentHeader !== undefined ? { idempotentHeader: o.idempotentHeader } : {}),
       ...(o.cookieName !== undefined ? { cookieName: o.cookieName } : {}),
       socketPath: this.socketPath,
@@ -847,4 +847,23 @@ async function freePort(host: string): Promise<number> {
   const port = typeof addr === 'object' && addr ? addr.port : 0;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/**
+ * HAProxy needs two file descriptors per proxied connection and refuses to
+ * start when `maxconn` needs more than its inherited limit allows (it cannot
+ * raise a hard limit). The gate's `max_connections` is capped to what the
+ * agent's own limit (which HAProxy inherits) leaves room for.
+ */
+export function connectionsTheFdLimitAllows(limitsFile = '/proc/self/limits'): number {
+  let text: string;
+  try {
+    text = readFileSync(limitsFile, 'utf8');
+  } catch {
+    return Number.MAX_SAFE_INTEGER;
+  }
+  const m = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(text);
+  if (!m || m[2] === 'unlimited') return Number.MAX_SAFE_INTEGER;
+  // Room for the runtime API, logs and listeners (the +32 of the global section, and some).
+  return Math.max(1, Math.floor((Number(m[2]) - 200) / 2) - 32);
 }
