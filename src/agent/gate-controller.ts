@@ -89,7 +89,9 @@ export class GateController {
     for (const g of this.gates.values()) {
       if (!g.module.nodes.includes(member)) continue;
       if (status === 'dead') {
-        // What a dead node last reported is void: when it comes back, it is in only after it says so again.
+        // What a dead node last reported is void: when it comes back, it is in only after it says so again
+        // (its next report, whatever its number, is newer than what we know now).
+        g.seen.delete(member);
         this.feed(g, { type: 'inputs', nodes: { [member]: { member: status, health: 'unknown' } } });
       } else {
         this.feed(g, { type: 'member', node: member, status });
