@@ -255,12 +255,15 @@ async function main(): Promise<void> {
   const cpu = cpus()[0]?.model.replace(/\s+/g, ' ').trim() ?? 'unknown CPU';
   lines.push(`Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpu} (load average ${loadavg()[0]!.toFixed(1)} at the end), Node ${process.version}.`);
   lines.push('');
-  lines.push(`| proxy | req/s (median of ${ROUNDS}) | × HAProxy, same cores | p50 | p99 | at ${RATE}/s: p50 | p99 | p99 − HAProxy's |`);
+  lines.push(`| proxy | req/s (median of ${ROUNDS}) | × HAProxy, same cores (median of rounds) | p50 | p99 | at ${RATE}/s: p50 | p99 | p99 − HAProxy's (median of rounds) |`);
   lines.push('| --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const p of peers) {
     const ref = haproxyFor(p.cores);
-    const ratio = p.cores === 0 ? '—' : `${(med(p.name, 'rps') / med(ref, 'rps')).toFixed(2)}×`;
-    const dp99 = p.cores === 0 ? '—' : `${(med(p.name, 'rateP99') - med(ref, 'rateP99')).toFixed(2)} ms`;
+    // Paired by round (both ran minutes apart in the same rotation): the median of the per-round ratios and
+    // differences is steadier on a shared machine than a ratio of medians.
+    const pair = (key: keyof Figures, f: (a: number, b: number) => number): number => median(results.get(p.name)!.map((x, i) => f(x[key], results.get(ref)![i]![key])));
+    const ratio = p.cores === 0 ? '—' : `${pair('rps', (a, b) => a / b).toFixed(2)}×`;
+    const dp99 = p.cores === 0 ? '—' : `${pair('rateP99', (a, b) => a - b).toFixed(2)} ms`;
     lines.push(`| ${p.name} | ${Math.round(med(p.name, 'rps'))} | ${ratio} | ${med(p.name, 'p50').toFixed(2)} ms | ${med(p.name, 'p99').toFixed(2)} ms | ${med(p.name, 'rateP50').toFixed(2)} ms | ${med(p.name, 'rateP99').toFixed(2)} ms | ${dp99} |`);
   }
   lines.push('');

@@ -66,8 +66,8 @@ export class Exchange implements InFlight, UpstreamUser {
     const addr = conn.clientAddress;
     const xff = req.xForwardedFor !== undefined ? `${req.xForwardedFor}, ${addr}` : addr;
     const forFor = addr.includes(':') ? `"[${addr}]"` : addr;
-    const host = req.host !== undefined ? `;host="${req.host.replace(/["\\]/g, '')}"` : '';
-    const forwarded = `${req.forwarded !== undefined ? `${req.forwarded}, ` : ''}for=${forFor};proto=${conn.proto}${host}`;
+    // RFC 7239 `for` and `proto`, as the HAProxy engine writes them; the Host header itself goes through unchanged.
+    const forwarded = `${req.forwarded !== undefined ? `${req.forwarded}, ` : ''}for=${forFor};proto=${conn.proto}`;
     this.headText =
       `${req.method} ${req.target} HTTP/1.${req.minor}\r\n${req.forwardLines}` +
       `X-Forwarded-For: ${xff}\r\nX-Forwarded-Proto: ${conn.proto}\r\nForwarded: ${forwarded}\r\n` +
