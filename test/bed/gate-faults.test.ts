@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import type { ModuleReport } from '../../src/agent/status.js';
 import { writeClusterFiles, type ClusterSpec } from '../../src/testing/cluster-files.js';
 import { ClusterRunner, SKYHA_BIN } from '../../src/testing/cluster-runner.js';
@@ -71,6 +71,14 @@ for (const engine of ['builtin', 'haproxy'] as const) {
       runner = new ClusterRunner(files, spec, new BedLauncher(bed));
       runner.startAll();
       await allIn();
+    });
+
+    // A scenario that fails midway must not leave its fault for the next one.
+    afterEach(async () => {
+      if (!bed || !runner) return;
+      await bed.linkUp('n3').catch(() => undefined);
+      if (bed.impairMethod('n3') !== undefined) await bed.clearImpair('n3').catch(() => undefined);
+      if (!runner.running.has('n3')) runner.start('n3');
     });
 
     after(async () => {
@@ -182,10 +190,12 @@ for (const engine of ['builtin', 'haproxy'] as const) {
     const slowSkip = engine === 'haproxy' ? 'engine haproxy closes a few in-flight requests when it drains a slow node (under investigation; see docs/design/gate.md)' : false;
     it('n3 slowed by 300 ms each way: no failed request; the gate stops sending it new requests', { skip: slowSkip }, async () => {
       let judgedAt = 0;
-      const { result } = await underLoad(engine === 'builtin' ? 8000 : 16_000, async () => {
+      // A latency jump of 300 ms on the LAN profile may make n3 briefly suspect or dead (heartbeats stop for
+      // 300 ms); the gate then judges it once it is back: a longer deadline than the fault's few hundred ms.
+      const { result } = await underLoad(engine === 'builtin' ? 12_000 : 16_000, async () => {
         await bed.impair('n3', { delayMs: 300 });
         // HAProxy's engine judges from its request log over a 10 s window, polled every 500 ms: give it longer.
-        await waitFor('n1\'s gate to judge n3 slow', async () => (await gateOf('n1'))?.backends.find((b) => b.node === 'n3')?.observed !== 'ok', { deadline: engine === 'builtin' ? 5000 : 15_000 });
+        await waitFor('n1\'s gate to judge n3 slow', async () => (await gateOf('n1'))?.backends.find((b) => b.node === 'n3')?.observed !== 'ok', { deadline: engine === 'builtin' ? 8000 : 15_000 });
         judgedAt = monotonicMs();
       });
       assertNoFailure(result);

@@ -174,7 +174,6 @@ modules:
     ['checkers[].timeout (profile check_timeout)', tcp?.timeout, PROFILES.lan.checkTimeout],
     ['checkers[].warmup (the interval)', tcp?.warmup, tcp?.interval],
     ['checkers[].name', tcp?.name, 'tcp-0'],
-    ['tcp checker host', tcp?.kind === 'tcp' ? tcp.host : undefined, SCHEMA.definitions.checker.oneOf[1].properties.host.default],
     ['http checker method', http?.kind === 'http' ? http.method : undefined, SCHEMA.definitions.checker.oneOf[2].properties.method.default],
     ['http checker expect_status', http?.kind === 'http' ? http.expectStatus : undefined, SCHEMA.definitions.checker.oneOf[2].properties.expect_status.default],
   ];
@@ -184,6 +183,12 @@ modules:
       assert.deepEqual(actual, documented);
     });
   }
+
+  it('a tcp checker without host leaves it to the probe (the node\'s address), as the schema says', () => {
+    assert.equal(tcp?.kind === 'tcp' ? tcp.host : 'not tcp', undefined);
+    assert.equal(SCHEMA.definitions.checker.oneOf[1].properties.host.default, undefined);
+    assert.match(SCHEMA.definitions.checker.oneOf[1].properties.host.description, /this node's address/);
+  });
 
   it('the README reference gives rise 2 and fall 3, the values the resolver uses', () => {
     const ref = renderReference();
