@@ -116,19 +116,24 @@ async function connectable(address: string, timeoutMs = 500): Promise<boolean> {
 async function udpEchoShare(address: string, n: number): Promise<number> {
   const sock = dgram.createSocket('udp4');
   const got = new Set<string>();
-  let marker = false;
-  sock.on('message', (m) => (String(m) === 'marker' ? (marker = true) : got.add(String(m))));
+  const markers = new Set<string>();
+  sock.on('message', (m) => (String(m).startsWith('marker') ? markers.add(String(m)) : got.add(String(m))));
   await new Promise<void>((r) => sock.bind(0, r));
+  // A marker sent after a burst comes back after the burst's survivors (in-order echo, no jitter); it is sent
+  // again until it does, since the link may drop it too.
+  const through = (name: string): Promise<boolean> =>
+    waitFor(`${name} to come back`, () => {
+      if (!markers.has(name)) sock.send(name, UDP, address);
+      return markers.has(name);
+    }, { deadline: 10_000, every: 30 });
   try {
     for (let i = 0; i < n; i++) {
       sock.send(String(i), UDP, address);
-      // Paced, not synchronised: bursts larger than the relay's socket buffers would be dropped on top of the loss under test.
-      if (i % 25 === 24) await new Promise((r) => setTimeout(r, 2));
+      // Bursts larger than the relay's socket buffers would be dropped on top of the loss under test: each
+      // burst of 25 waits until the previous one has passed.
+      if (i % 25 === 24) await through(`marker-${i}`);
     }
-    await waitFor('a marker datagram to come back', () => {
-      if (!marker) sock.send('marker', UDP, address);
-      return marker;
-    }, { deadline: 10_000, every: 30 });
+    await through('marker-end');
     return got.size / n;
   } finally {
     sock.close();
