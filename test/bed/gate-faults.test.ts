@@ -150,7 +150,12 @@ for (const engine of ['builtin', 'haproxy'] as const) {
       const { result } = await underLoad(6000, async () => {
         const t0 = monotonicMs();
         await runner.kill('n3');
-        process.kill(pid, 'SIGKILL');
+        // The application may already be gone with its agent (same process group on the host).
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+        }
         took = await outOfRotationWithin(t0, 5000);
       });
       assertNoFailure(result);
@@ -159,47 +164,39 @@ for (const engine of ['builtin', 'haproxy'] as const) {
       await allIn();
     });
 
-    it(`ip link set down on n3: ${engine === 'builtin' ? 'no failed request' : 'failures only among requests in flight to n3 until it is out'}; out of rotation within 1 s`, async () => {
+    it('ip link set down on n3: no failed request; out of rotation within 1 s', async () => {
       let took = 0;
-      let t0 = 0;
       const { result } = await underLoad(6000, async () => {
-        t0 = monotonicMs();
+        const t0 = monotonicMs();
         await bed.linkDown('n3');
         took = await outOfRotationWithin(t0, 5000);
       });
-      if (engine === 'builtin') {
-        assertNoFailure(result);
-      } else {
-        // HAProxy ends the sessions of a server it is told is down (503 or a closed connection) and does not
-        // retry them elsewhere: the requests in flight to n3 between the link loss and n3 leaving the rotation
-        // (plus one connect timeout) may fail; none after. The built-in gate retries them (guarantee 3).
-        const outAt = t0 + took + 300;
-        const failed = result.records.filter((r) => r.status < 200 || r.status >= 300);
-        const late = failed.filter((r) => r.sent > outAt);
-        process.stdout.write(`# engine haproxy, link down: ${failed.length} failed of ${result.records.length}, all sent within ${Math.round(outAt - t0)} ms of the link loss\n`);
-        assert.equal(late.length, 0, `failed after n3 was out of rotation: ${JSON.stringify(late.slice(0, 3))}`);
-        assert.ok(failed.every((r) => r.sent >= t0 - 50), 'no failure before the fault');
-      }
+      // Requests in flight to n3 are sent again elsewhere: by the built-in gate the moment n3 is out, by
+      // HAProxy once skyha shuts n3's sessions (a connect timeout later).
+      assertNoFailure(result);
       assert.ok(took < 1000, `n3 left the rotation ${Math.round(took)} ms after its link went down`);
       await bed.linkUp('n3');
       await allIn();
     });
 
-    // Known gap, left open: with HAProxy, requests in flight when the slow node is drained end in closed
-    // connections (seen 5 of 3,200 here); the cause is not found yet. The built-in engine passes.
-    const slowSkip = engine === 'haproxy' ? 'engine haproxy closes a few in-flight requests when it drains a slow node (under investigation; see docs/design/gate.md)' : false;
-    it('n3 slowed by 300 ms each way: no failed request; the gate stops sending it new requests', { skip: slowSkip }, async () => {
+    it('n3 slowed by 300 ms each way: no failed request; the gate stops sending it new requests', async () => {
       let judgedAt = 0;
       // A latency jump of 300 ms on the LAN profile may make n3 briefly suspect or dead (heartbeats stop for
       // 300 ms); the gate then judges it once it is back: a longer deadline than the fault's few hundred ms.
       const { result } = await underLoad(engine === 'builtin' ? 12_000 : 16_000, async () => {
         await bed.impair('n3', { delayMs: 300 });
         // HAProxy's engine judges from its request log over a 10 s window, polled every 500 ms: give it longer.
-        await waitFor('n1\'s gate to judge n3 slow', async () => (await gateOf('n1'))?.backends.find((b) => b.node === 'n3')?.observed !== 'ok', { deadline: engine === 'builtin' ? 8000 : 15_000 });
+        // Either way n3 takes no new requests: judged slow by the gate, or out of the pool because the cluster lost
+        // it (on the LAN profile a 600 ms round trip is three missed heartbeats, and the links' handshake timeout
+        // is 600 ms, so a link that breaks does not come back until the delay goes).
+        await waitFor('n1\'s gate to judge n3 slow, or the cluster to put it out', async () => {
+          const b = (await gateOf('n1'))?.backends.find((x) => x.node === 'n3');
+          return b !== undefined && (b.observed !== 'ok' || b.health === 'down');
+        }, { deadline: engine === 'builtin' ? 8000 : 15_000 });
         judgedAt = monotonicMs();
       });
       assertNoFailure(result);
-      // Once judged slow, n3 gets trials only (one per 500 ms per gate worker), not its third of the traffic.
+      // Once judged slow, n3 gets trials only (one per 500 ms per gate worker), not its third of the traffic; out of the pool, nothing.
       const late = result.records.filter((r) => r.sent > judgedAt + 1000);
       assert.ok(late.length >= RATE, `${late.length} requests after the judgement`);
       const onN3 = late.filter((r) => r.node === 'n3').length;

@@ -17,9 +17,13 @@
  * What HAProxy cannot do the way the built-in gate does, and what happens
  * instead (each one seen in test/e2e/gate-haproxy.test.ts where testable):
  * - A backend put down or in maintenance has its open sessions shut down
- *   (`on-marked-down shutdown-sessions`, and `shutdown sessions server`):
- *   a request in flight there is answered 503 by HAProxy, idempotent or not;
- *   the built-in gate sends an idempotent one again to another node.
+ *   (`shutdown sessions server`) a connect timeout (+200 ms) after it left
+ *   the pool, where the built-in gate acts at once. HAProxy then sends an
+ *   idempotent request that was waiting there to another server (a retry,
+ *   as for a connection closed before the answer) and answers others 502.
+ *   Not at once (`on-marked-down shutdown-sessions`): that also killed
+ *   requests that were only connecting to the lost node, in the middle of
+ *   HAProxy's own retry, and their clients saw the connection closed.
  * - Retries need the request's body in one buffer: a body over ~15 KiB
  *   (tune.bufsize 16 KiB less headers and rewrite space) is never sent
  *   again after it reached a backend (the built-in gate keeps up to 64 KiB).
@@ -105,6 +109,8 @@ const SAMPLE_WINDOW = 10_000;
 const MAX_SAMPLES = 256;
 const MIN_SAMPLES = 20;
 const RECOVER_AFTER = 3;
+/** Sessions of a server out of the pool are shut this long after its connect timeout. */
+const SHUT_SESSIONS_MARGIN = 200;
 /** How long a judged backend stays drained before it is readmitted as a probe. */
 const EJECTED_FOR = 2_000;
 
@@ -124,8 +130,9 @@ export interface ServerTarget {
  * maintenance) before relaxations. A server without checks is UP the moment
  * it leaves maintenance, whatever was said of its health before, so one that
  * is to be down leaves maintenance through `drain` at weight 0 and is set
- * down before it may take anything. Open sessions are shut down when the
- * server stops keeping them (down, maintenance) or moves.
+ * down before it may take anything. Open sessions are shut down at once
+ * when the server moves; when it stops keeping them (down, maintenance) the
+ * caller shuts them later (see leavesPool).
  */
 export function planServer(proxy: string, a: ServerStateRow, t: ServerTarget): string[] {
   const s = `${proxy}/${a.server}`;
@@ -163,8 +170,13 @@ export function planServer(proxy: string, a: ServerStateRow, t: ServerTarget): s
     if (t.admin === 'ready' && admin === 'drain') cmds.push(`set server ${s} state ready`);
   }
   if (w !== weight) cmds.push(`set server ${s} weight ${w}`);
-  if (wasOpen && (moved || !keepsOpen(t))) cmds.push(`shutdown sessions server ${s}`);
+  if (wasOpen && moved) cmds.push(`shutdown sessions server ${s}`);
   return cmds;
+}
+
+/** Whether the server goes from keeping its sessions open to not (down, maintenance): they are to be shut a connect timeout later. */
+export function leavesPool(a: ServerStateRow, t: ServerTarget): boolean {
+  return a.admin !== 'maint' && a.health === 'up' && !keepsOpen(t);
 }
 
 /** Whether HAProxy already has what `t` asks for (unknown address: not compared). */
@@ -318,6 +330,7 @@ export class HaproxyGate implements GateEngine {
   private launching: Promise<void> | undefined;
   private restartTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
+  private readonly shutTimers = new Map<string, NodeJS.Timeout>();
   private failures = 0;
   private boundPort: number;
   private queue: Promise<unknown> = Promise.resolve();
@@ -450,6 +463,8 @@ export class HaproxyGate implements GateEngine {
     this.closing = true;
     if (this.pollTimer) clearInterval(this.pollTimer);
     if (this.restartTimer) clearTimeout(this.restartTimer);
+    for (const timer of this.shutTimers.values()) clearTimeout(timer);
+    this.shutTimers.clear();
     await this.launching?.catch(() => undefined);
     await this.stopChild();
     await this.queue.catch(() => undefined);
@@ -724,6 +739,7 @@ export class HaproxyGate implements GateEngine {
     for (const a of actual) {
       const t = targets.get(a.server);
       if (!t) continue;
+      if (leavesPool(a, t)) this.shutSessionsLater(a.server);
       const cmds = planServer(o.module, a, t);
       if (cmds.length === 0) continue;
       try {
@@ -735,6 +751,25 @@ export class HaproxyGate implements GateEngine {
       }
     }
     if (!failed) this.lastSyncError = '';
+  }
+
+  /**
+   * Shuts the sessions of a server that left the pool once a connect timeout
+   * (and a little) has passed, if it is still out by then: requests that were
+   * only connecting to it have moved on (refused or timed out, then retried
+   * elsewhere); what is left waits on a node that will not answer.
+   */
+  private shutSessionsLater(server: string): void {
+    if (this.shutTimers.has(server)) return;
+    const timer = setTimeout(() => {
+      this.shutTimers.delete(server);
+      void this.serial(async () => {
+        const t = this.targets().get(server);
+        if (!this.running || (t && keepsOpen(t))) return;
+        await this.api.command(`shutdown sessions server ${this.options.module}/${server}`).catch((err: Error) => this.syncError(err.message));
+      });
+    }, this.options.connectTimeout + SHUT_SESSIONS_MARGIN);
+    this.shutTimers.set(server, timer);
   }
 
   private syncError(message: string): void {

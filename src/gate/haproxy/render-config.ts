@@ -212,8 +212,7 @@ export function renderHaproxyConfig(o: HaproxyConfigInput): string {
       out(`  log-format "${SAMPLE_PREFIX}%s %Tr"`);
     }
   }
-  // Out of the pool (down, maintenance): its open sessions end at once; skyha also says `shutdown sessions` itself.
-  out('  default-server on-marked-down shutdown-sessions');
+  // No `on-marked-down shutdown-sessions`: skyha shuts a server's sessions itself, a connect timeout after it left the pool (haproxy-gate.ts).
   for (const b of o.backends) {
     const parts = [`  server ${b.node} ${serverAddress(b.host, b.port)}`, `weight ${b.weight}`];
     if (isIP(b.host) === 0) parts.push('init-addr libc,none');

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { BackendState } from '../../../src/gate/backend.js';
-import { planServer, serverMatches, type ServerTarget } from '../../../src/gate/haproxy/haproxy-gate.js';
+import { leavesPool, planServer, serverMatches, type ServerTarget } from '../../../src/gate/haproxy/haproxy-gate.js';
 import { defaultCookieName, renderHaproxyConfig, type HaproxyConfigInput } from '../../../src/gate/haproxy/render-config.js';
 import { parseAnswer, parseServersState, parseShowStat, splitCsv, type ServerStateRow } from '../../../src/gate/haproxy/runtime-api.js';
 import { isSkyhaError } from '../../../src/core/errors.js';
@@ -60,7 +60,6 @@ test('http round robin: listener, limits, timeouts, weights, retries for idempot
     'http-request disable-l7-retry unless skyha_idempotent || skyha_marked',
     'option forwardfor',
     'http-request set-header X-Forwarded-Proto http',
-    'default-server on-marked-down shutdown-sessions',
     'server aws-1 ipv4@10.0.0.1:8080 weight 1',
     'server azure-1 ipv4@10.1.0.1:8080 weight 3',
   ]) {
@@ -202,11 +201,11 @@ function target(patch: Partial<ServerTarget> = {}): ServerTarget {
   return { health: 'up', admin: 'ready', weight: 1, addr: '10.0.0.1', port: 80, ...patch };
 }
 
-test('planServer: restrictions before relaxations, weight lowered first and raised last, sessions shut when the server leaves the pool', () => {
+test('planServer: restrictions before relaxations, weight lowered first and raised last, sessions shut at once only when the server moves', () => {
   const s = 'set server web/a';
   assert.deepEqual(planServer('web', row(), target()), []);
-  assert.deepEqual(planServer('web', row(), target({ health: 'down' })), [`${s} health down`, 'shutdown sessions server web/a']);
-  assert.deepEqual(planServer('web', row(), target({ admin: 'maint' })), [`${s} state maint`, 'shutdown sessions server web/a']);
+  assert.deepEqual(planServer('web', row(), target({ health: 'down' })), [`${s} health down`]);
+  assert.deepEqual(planServer('web', row(), target({ admin: 'maint' })), [`${s} state maint`]);
   // Drain keeps open requests; weight 0 so that affinity cookies leave the server too.
   assert.deepEqual(planServer('web', row(), target({ admin: 'drain' })), [`${s} weight 0`, `${s} state drain`]);
   assert.deepEqual(planServer('web', row({ admin: 'drain', weight: 0 }), target({ weight: 4 })), [`${s} state ready`, `${s} weight 4`]);
@@ -216,7 +215,16 @@ test('planServer: restrictions before relaxations, weight lowered first and rais
   assert.deepEqual(planServer('web', row({ admin: 'maint', weight: 2 }), target({ health: 'down', weight: 2 })), [`${s} weight 0`, `${s} state drain`, `${s} health down`, `${s} state ready`, `${s} weight 2`]);
   assert.deepEqual(planServer('web', row(), target({ addr: '10.0.0.9', port: 81 })), [`${s} addr 10.0.0.9 port 81`, 'shutdown sessions server web/a']);
   assert.deepEqual(planServer('web', row(), target({ addr: undefined, port: 81 })), [], 'an address not resolved yet is left alone');
-  assert.deepEqual(planServer('web', row({ health: 'down' }), target({ health: 'down', admin: 'maint' })), [`${s} state maint`], 'nothing open to shut');
+  assert.deepEqual(planServer('web', row({ health: 'down' }), target({ health: 'down', admin: 'maint' })), [`${s} state maint`]);
+});
+
+test('leavesPool: a server that kept its sessions open and no longer does (their shutdown waits a connect timeout)', () => {
+  assert.equal(leavesPool(row(), target({ health: 'down' })), true);
+  assert.equal(leavesPool(row(), target({ admin: 'maint' })), true);
+  assert.equal(leavesPool(row(), target({ admin: 'drain' })), false, 'drain lets open requests finish');
+  assert.equal(leavesPool(row({ health: 'down' }), target({ health: 'down', admin: 'maint' })), false, 'nothing open to shut');
+  assert.equal(leavesPool(row({ admin: 'maint' }), target({ health: 'down' })), false);
+  assert.equal(leavesPool(row(), target()), false);
 });
 
 test('serverMatches: what the poll compares before it asks for a sync', () => {
