@@ -24,6 +24,8 @@ export class BackendSlot {
   requests = 0;
   errors = 0;
   retries = 0;
+  /** Wall clock, ms: when a request last went to this backend (0: never). */
+  lastRequestAt = 0;
 
   constructor(state: BackendState, limits: PoolLimits, observed: ObservedHealthConfig, now: () => number) {
     this.state = state;
@@ -64,6 +66,7 @@ export class BackendSlot {
       requests: this.requests,
       errors: this.errors,
       retries: this.retries,
+      ...(this.lastRequestAt > 0 ? { lastRequestAt: this.lastRequestAt } : {}),
       ...(p99 !== undefined ? { p99 } : {}),
     };
   }

@@ -40,6 +40,8 @@ export interface BackendReport {
   readonly requests: number;
   readonly errors: number;
   readonly retries: number;
+  /** When the gate last sent a request (or a TCP connection) to this backend, ms since the epoch; absent if never. Engine haproxy: to the second. */
+  readonly lastRequestAt?: number;
   /** Recent p99 of time to response headers, ms; undefined until there are samples. */
   readonly p99?: number;
 }

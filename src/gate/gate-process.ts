@@ -173,6 +173,7 @@ function mergeBackend(a: BackendReport, b: BackendReport): BackendReport {
   // The worst judgement of any worker, the highest p99: an operator wants to know if any part of the gate sees trouble.
   const rank = { ok: 0, slow: 1, failing: 2 } as const;
   const p99 = Math.max(a.p99 ?? -1, b.p99 ?? -1);
+  const lastRequestAt = Math.max(a.lastRequestAt ?? 0, b.lastRequestAt ?? 0);
   return {
     node: a.node,
     health: a.health,
@@ -182,6 +183,7 @@ function mergeBackend(a: BackendReport, b: BackendReport): BackendReport {
     requests: a.requests + b.requests,
     errors: a.errors + b.errors,
     retries: a.retries + b.retries,
+    ...(lastRequestAt > 0 ? { lastRequestAt } : {}),
     ...(p99 >= 0 ? { p99 } : {}),
   };
 }

@@ -55,6 +55,7 @@ export class TcpTunnel implements InFlight {
     }
     this.slot = slot;
     slot.requests++;
+    slot.lastRequestAt = Date.now();
     slot.inFlight.add(this);
     const socket = connect({ host: slot.state.host, port: slot.state.port, noDelay: true });
     const started = performance.now();

@@ -5,104 +5,22 @@
  * upgrades, TCP mode, TLS termination, latency ejection, and the answers the
  * gate gives itself.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import { connect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect as tlsConnect } from 'node:tls';
 import type { BackendState } from '../../src/gate/backend.js';
 import { BuiltinGate, type BuiltinGateOptions } from '../../src/gate/builtin-gate.js';
-import { createCa, issueMemberCert } from '../../src/link/certificates.js';
 import { waitFor } from '../../src/testing/wait.js';
-
-const HOST = '127.0.0.1';
-
-interface Backend {
-  name: string;
-  port: number;
-  hits: number;
-  handler: (req: IncomingMessage, res: ServerResponse) => void;
-  server: http.Server;
-  close(): Promise<void>;
-}
-
-const open: Array<{ close(): Promise<void> }> = [];
-after(async () => {
-  for (const o of open.reverse()) await o.close().catch(() => undefined);
-});
-
-async function backend(name: string, handler?: (req: IncomingMessage, res: ServerResponse, b: Backend) => void): Promise<Backend> {
-  const b = {} as Backend;
-  b.name = name;
-  b.hits = 0;
-  b.handler = (req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks).toString();
-      res.setHeader('x-backend', name);
-      res.end(JSON.stringify({ backend: name, method: req.method, url: req.url, body, headers: req.headers }));
-    });
-  };
-  const server = http.createServer((req, res) => {
-    b.hits++;
-    if (handler) handler(req, res, b);
-    else b.handler(req, res);
-  });
-  await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
-  b.server = server;
-  b.port = (server.address() as AddressInfo).port;
-  b.close = () =>
-    new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    });
-  open.push(b);
-  return b;
-}
-
-function state(b: { name: string; port: number }, patch: Partial<BackendState> = {}): BackendState {
-  return { node: b.name, host: HOST, port: b.port, weight: 1, health: 'up', admin: 'ready', ...patch };
-}
+import { HOST, assertTcpEcho, assertTunnel, backend, closeLater, gateCertificate, request, state, tcpEchoBackend, tlsGet, upgradeEchoBackend } from '../helpers/gate-fixtures.js';
 
 async function gate(backends: BackendState[], options: Partial<BuiltinGateOptions> = {}): Promise<BuiltinGate> {
   const g = new BuiltinGate({ module: 'web', bind: HOST, port: 0, mode: 'http', balance: 'round_robin', connectTimeout: 500, responseTimeout: 5000, maxConnections: 1000, ...options });
   g.update(backends);
   await g.start();
-  open.push(g);
-  return g;
-}
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
-after(() => agent.destroy());
-
-function request(port: number, path: string, opts: { method?: string; body?: string | Buffer; headers?: Record<string, string>; chunked?: boolean; agent?: http.Agent | false } = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: HOST, port, path, method: opts.method ?? 'GET', headers: opts.headers ?? {}, agent: opts.agent === undefined ? agent : opts.agent }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    if (opts.chunked && opts.body !== undefined) {
-      const body = Buffer.from(opts.body);
-      const half = Math.floor(body.length / 2);
-      req.write(body.subarray(0, half));
-      req.end(body.subarray(half));
-    } else {
-      req.end(opts.body);
-    }
-  });
+  return closeLater(g);
 }
 
 test('round robin spreads requests by weight and adds the forwarding headers', async () => {
@@ -235,58 +153,22 @@ test('cookie affinity keeps a client on its node; client_address too', async () 
 });
 
 test('an upgrade (websocket-style) becomes a tunnel both ways', async () => {
-  const server = http.createServer();
-  // closeAllConnections() does not reach upgraded sockets: they are closed here.
-  const upgraded = new Set<Socket>();
-  server.on('upgrade', (_req, socket: Socket) => {
-    upgraded.add(socket);
-    socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n');
-    socket.on('data', (d: Buffer) => socket.write(Buffer.from(d.toString().toUpperCase())));
-  });
-  await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
-  open.push({ close: () => new Promise<void>((resolve) => (upgraded.forEach((u) => u.destroy()), server.closeAllConnections(), server.close(() => resolve()))) });
-  const g = await gate([{ node: 'u', host: HOST, port: (server.address() as AddressInfo).port, weight: 1, health: 'up', admin: 'ready' }]);
-  const c = connect(g.port, HOST);
-  let got = '';
-  c.on('data', (d: Buffer) => (got += d.toString()));
-  c.write('GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n');
-  await waitFor('the 101', () => got.includes('\r\n\r\n'), { deadline: 5000 });
-  assert.match(got, /^HTTP\/1\.1 101 /);
-  c.write('hello tunnel');
-  await waitFor('the echo through the tunnel', () => got.includes('HELLO TUNNEL'), { deadline: 5000 });
-  c.destroy();
+  const g = await gate([await upgradeEchoBackend('u')]);
+  await assertTunnel(g.port);
 });
 
 test('tcp mode passes bytes and skips a refusing node', async () => {
-  const echo = createTcpServer((s) => s.pipe(s));
-  await new Promise<void>((resolve) => echo.listen(0, HOST, resolve));
-  open.push({ close: () => new Promise<void>((resolve) => echo.close(() => resolve())) });
   const dead = await backend('dead');
   await dead.close();
-  const g = await gate([state(dead), { node: 'echo', host: HOST, port: (echo.address() as AddressInfo).port, weight: 1, health: 'up', admin: 'ready' }], { mode: 'tcp' });
-  for (let i = 0; i < 3; i++) {
-    const c = connect(g.port, HOST);
-    let got = '';
-    c.on('data', (d: Buffer) => (got += d.toString()));
-    c.write(`ping ${i}`);
-    await waitFor('the echo', () => got === `ping ${i}`, { deadline: 5000 });
-    c.destroy();
-  }
+  const g = await gate([state(dead), await tcpEchoBackend('echo')], { mode: 'tcp' });
+  await assertTcpEcho(g.port, 3);
 });
 
 test('TLS termination with the configured certificate', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'skyha-gate-tls-'));
-  const ca = await createCa('gate-test');
-  const cert = await issueMemberCert(ca, 'gate', 'gate-test');
-  writeFileSync(join(dir, 'cert.pem'), cert.certPem);
-  writeFileSync(join(dir, 'key.pem'), cert.keyPem, { mode: 0o600 });
+  const tls = await gateCertificate(mkdtempSync(join(tmpdir(), 'skyha-gate-tls-')));
   const a = await backend('a');
-  const g = await gate([state(a)], { tls: { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') } });
-  const s = tlsConnect({ host: HOST, port: g.port, ca: ca.certPem, servername: 'gate' });
-  let got = '';
-  s.on('data', (d: Buffer) => (got += d.toString()));
-  s.write('GET /tls HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
-  await new Promise((resolve) => s.on('close', resolve));
+  const g = await gate([state(a)], { tls: { cert: tls.cert, key: tls.key } });
+  const got = await tlsGet(g.port, tls.caPem);
   assert.match(got, /^HTTP\/1\.1 200 /);
   assert.match(got, /"x-forwarded-proto":"https"/);
 });

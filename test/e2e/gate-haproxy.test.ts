@@ -9,13 +9,12 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import { connect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { connect as tlsConnect } from 'node:tls';
 import type { BackendState } from '../../src/gate/backend.js';
 import { HaproxyGate, type HaproxyGateConfig } from '../../src/gate/haproxy/haproxy-gate.js';
 import { renderHaproxyConfig } from '../../src/gate/haproxy/render-config.js';
@@ -23,61 +22,15 @@ import { isSkyhaError } from '../../src/core/errors.js';
 import { createCa, issueMemberCert } from '../../src/link/certificates.js';
 import { createLogger } from '../../src/observe/log.js';
 import { waitFor, holdsFor } from '../../src/testing/wait.js';
+import { HOST, assertTcpEcho, assertTunnel, backend, closeLater, gateCertificate, request, servedBy, state, tcpEchoBackend, tlsGet, upgradeEchoBackend } from '../helpers/gate-fixtures.js';
 
 const HAPROXY = process.env.SKYHA_HAPROXY ?? '/usr/sbin/haproxy';
 const skip = existsSync(HAPROXY) ? false : `HAProxy not installed at ${HAPROXY}`;
-const HOST = '127.0.0.1';
 
-interface Backend {
-  name: string;
-  port: number;
-  hits: number;
-  handler: (req: IncomingMessage, res: ServerResponse) => void;
-  server: http.Server;
-  close(): Promise<void>;
-}
-
-const open: Array<{ close(): Promise<void> }> = [];
 const dirs: string[] = [];
-after(async () => {
-  for (const o of open.reverse()) await o.close().catch(() => undefined);
+after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-async function backend(name: string, handler?: (req: IncomingMessage, res: ServerResponse, b: Backend) => void): Promise<Backend> {
-  const b = {} as Backend;
-  b.name = name;
-  b.hits = 0;
-  b.handler = (req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      res.setHeader('x-backend', name);
-      res.end(JSON.stringify({ backend: name, method: req.method, url: req.url, body: Buffer.concat(chunks).toString(), headers: req.headers }));
-    });
-  };
-  const server = http.createServer((req, res) => {
-    b.hits++;
-    if (handler) handler(req, res, b);
-    else b.handler(req, res);
-  });
-  // Longer than HAProxy keeps idle server connections, so that no request meets a connection the backend is closing.
-  server.keepAliveTimeout = 60_000;
-  await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
-  b.server = server;
-  b.port = (server.address() as AddressInfo).port;
-  b.close = () =>
-    new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    });
-  open.push(b);
-  return b;
-}
-
-function state(b: { name: string; port: number }, patch: Partial<BackendState> = {}): BackendState {
-  return { node: b.name, host: HOST, port: b.port, weight: 1, health: 'up', admin: 'ready', ...patch };
-}
 
 /** Log lines of the gates, parsed, for the tests that look at what was logged. */
 const logged: Array<{ level: number; msg: string }> = [];
@@ -114,7 +67,7 @@ async function gate(backends: BackendState[], options: Partial<HaproxyGateConfig
     ...options,
   });
   g.update(backends);
-  open.push(g);
+  closeLater(g);
   await g.start();
   return g;
 }
@@ -123,32 +76,6 @@ async function gate(backends: BackendState[], options: Partial<HaproxyGateConfig
 async function apply(g: HaproxyGate, backends: BackendState[]): Promise<void> {
   g.update(backends);
   await g.applied();
-}
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
-after(() => agent.destroy());
-
-function request(port: number, path: string, opts: { method?: string; body?: string; headers?: Record<string, string>; agent?: http.Agent | false } = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: HOST, port, path, method: opts.method ?? 'GET', headers: opts.headers ?? {}, agent: opts.agent === undefined ? agent : opts.agent }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(opts.body);
-  });
-}
-
-function servedBy(r: Reply): string {
-  return JSON.parse(r.body).backend as string;
 }
 
 /** Processes whose command line names this config file (HAProxy children of a gate). */
@@ -365,62 +292,26 @@ test('client_address keeps a client on one node; least_connections goes to the l
 });
 
 test('an upgrade (websocket-style) becomes a tunnel both ways', { skip }, async () => {
-  const server = http.createServer();
-  const tunnels = new Set<Socket>();
-  server.on('upgrade', (_req, socket: Socket) => {
-    tunnels.add(socket);
-    socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n');
-    socket.on('data', (d: Buffer) => socket.write(Buffer.from(d.toString().toUpperCase())));
-  });
-  await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
-  // An upgraded socket is no longer the server's: closeAllConnections() does not end it.
-  open.push({ close: () => new Promise<void>((resolve) => (tunnels.forEach((t) => t.destroy()), server.closeAllConnections(), server.close(() => resolve()))) });
-  const g = await gate([{ node: 'u', host: HOST, port: (server.address() as AddressInfo).port, weight: 1, health: 'up', admin: 'ready' }]);
-  const c = connect(g.port, HOST);
-  let got = '';
-  c.on('data', (d: Buffer) => (got += d.toString()));
-  c.write('GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n');
-  await waitFor('the 101', () => got.includes('\r\n\r\n'), { deadline: 5000 });
-  assert.match(got, /^HTTP\/1\.1 101 /);
-  c.write('hello tunnel');
-  await waitFor('the echo through the tunnel', () => got.includes('HELLO TUNNEL'), { deadline: 5000 });
-  c.destroy();
+  const g = await gate([await upgradeEchoBackend('u')]);
+  await assertTunnel(g.port);
 });
 
 test('tcp mode passes bytes and skips a refusing node', { skip }, async () => {
-  const echo = createTcpServer((s) => s.pipe(s));
-  await new Promise<void>((resolve) => echo.listen(0, HOST, resolve));
-  open.push({ close: () => new Promise<void>((resolve) => echo.close(() => resolve())) });
   const dead = await backend('dead');
   await dead.close();
-  const g = await gate([state(dead), { node: 'echo', host: HOST, port: (echo.address() as AddressInfo).port, weight: 1, health: 'up', admin: 'ready' }], { mode: 'tcp' });
+  const g = await gate([state(dead), await tcpEchoBackend('echo')], { mode: 'tcp' });
   assert.doesNotMatch(readFileSync(g.cfgPath, 'utf8'), /retry-on|forwardfor|Forwarded/);
-  for (let i = 0; i < 3; i++) {
-    const c = connect(g.port, HOST);
-    let got = '';
-    c.on('data', (d: Buffer) => (got += d.toString()));
-    c.write(`ping ${i}`);
-    await waitFor('the echo', () => got === `ping ${i}`, { deadline: 5000 });
-    c.destroy();
-  }
+  await assertTcpEcho(g.port, 3);
   await waitFor('the report to count the connections', () => g.report().requests === 3, { deadline: 5000 });
 });
 
 test('TLS termination with the configured certificate and key files', { skip }, async () => {
-  const dir = runDir();
-  const ca = await createCa('gate-test');
-  const cert = await issueMemberCert(ca, 'gate', 'gate-test');
-  writeFileSync(join(dir, 'cert.pem'), cert.certPem);
-  writeFileSync(join(dir, 'key.pem'), cert.keyPem, { mode: 0o600 });
+  const tls = await gateCertificate(runDir());
   const a = await backend('a');
-  const g = await gate([state(a)], { tls: { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') } });
+  const g = await gate([state(a)], { tls: { cert: tls.cert, key: tls.key } });
   const bundle = readFileSync(g.cfgPath, 'utf8').match(/ssl crt (\S+)/)![1]!;
   assert.equal(statSync(bundle).mode & 0o777, 0o600, 'the combined certificate and key are readable by skyha only');
-  const s = tlsConnect({ host: HOST, port: g.port, ca: ca.certPem, servername: 'gate' });
-  let got = '';
-  s.on('data', (d: Buffer) => (got += d.toString()));
-  s.write('GET /tls HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
-  await new Promise((resolve) => s.on('close', resolve));
+  const got = await tlsGet(g.port, tls.caPem);
   assert.match(got, /^HTTP\/1\.1 200 /);
   assert.match(got, /"x-forwarded-proto":"https"/);
   assert.match(got, /"forwarded":"for=127\.0\.0\.1;proto=https"/);
@@ -482,7 +373,7 @@ test('a backend that refuses every connection is judged failing and drained; fin
 
   const back = http.createServer((_req, res) => res.end('{"backend":"dead"}'));
   await new Promise<void>((resolve) => back.listen(port, HOST, resolve));
-  open.push({ close: () => new Promise<void>((resolve) => (back.closeAllConnections(), back.close(() => resolve()))) });
+  closeLater({ close: () => new Promise<void>((resolve) => (back.closeAllConnections(), back.close(() => resolve()))) });
   await waitFor(
     'dead to answer again and be judged fine',
     async () => {
@@ -561,7 +452,7 @@ test('a config HAProxy refuses, and a port in use: clear errors, nothing left ru
 
   const taken = createTcpServer();
   await new Promise<void>((resolve) => taken.listen(0, HOST, resolve));
-  open.push({ close: () => new Promise<void>((resolve) => taken.close(() => resolve())) });
+  closeLater({ close: () => new Promise<void>((resolve) => taken.close(() => resolve())) });
   const port = (taken.address() as AddressInfo).port;
   const busy = new HaproxyGate({ module: 'web', bind: HOST, port, mode: 'http', balance: 'round_robin', connectTimeout: 500, responseTimeout: 5000, maxConnections: 100, haproxyBinary: HAPROXY, runDir: runDir(), logger });
   busy.update([state(a)]);

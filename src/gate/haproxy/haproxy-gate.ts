@@ -339,6 +339,8 @@ export class HaproxyGate implements GateEngine {
   private lastSyncError = '';
   private lastPollError = '';
   private stats: StatRow[] = [];
+  /** Wall clock of the last `show stat`. */
+  private statsAt = 0;
   /** Counters of earlier HAProxy processes, so that totals survive a restart. */
   private readonly base: Counters = { requests: 0, failed: 0, retries: 0, nodes: new Map() };
   private readonly stderrTail: string[] = [];
@@ -438,6 +440,8 @@ export class HaproxyGate implements GateEngine {
         requests: (base?.requests ?? 0) + (live.nodes.get(node)?.requests ?? 0),
         errors: (base?.errors ?? 0) + (live.nodes.get(node)?.errors ?? 0),
         retries: (base?.retries ?? 0) + (live.nodes.get(node)?.retries ?? 0),
+        // HAProxy counts seconds since the last session given to a server.
+        ...(s && s.lastsess >= 0 ? { lastRequestAt: this.statsAt - s.lastsess * 1000 } : {}),
         ...(p99 !== undefined ? { p99 } : {}),
       };
     });
@@ -805,6 +809,7 @@ export class HaproxyGate implements GateEngine {
     }
     this.lastPollError = '';
     this.stats = stats;
+    this.statsAt = Date.now();
     const now = performance.now();
     let judgementMoved = false;
     for (const r of stats) {

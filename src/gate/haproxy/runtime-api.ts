@@ -48,6 +48,8 @@ export interface StatRow {
   readonly hrsp5xx: number;
   readonly cliAbrt: number;
   readonly srvAbrt: number;
+  /** Seconds since the server was last given a session; -1 if never (or not a server). */
+  readonly lastsess: number;
   /** Every field as HAProxy wrote it, by its CSV name. */
   readonly fields: Readonly<Record<string, string>>;
 }
@@ -183,6 +185,7 @@ export function parseShowStat(text: string): StatRow[] {
       hrsp5xx: num('hrsp_5xx'),
       cliAbrt: num('cli_abrt'),
       srvAbrt: num('srv_abrt'),
+      lastsess: fields.lastsess === undefined || fields.lastsess === '' ? -1 : num('lastsess'),
       fields,
     });
   }

@@ -98,6 +98,7 @@ export class Exchange implements InFlight, UpstreamUser {
     this.slot = slot;
     const attempt = ++this.attempts;
     slot.requests++;
+    slot.lastRequestAt = Date.now();
     slot.inFlight.add(this);
     slot.pool.acquire({
       onConnection: (socket) => this.connected(attempt, slot, socket),
