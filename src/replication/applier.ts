@@ -1,0 +1,242 @@
+/**
+ * A secondary's side of replication: applies change records to the
+ * replicated directories, durably, one at a time and in order, so that a
+ * crash never leaves a torn file where an application could see it.
+ *
+ * - A staged file (new, or mostly rewritten) is written to
+ *   `<dir>/.skyha-staging/`, fsynced, and renamed over its path; the
+ *   directory is fsynced. Parts of a big file accumulate in the staging file
+ *   (each fsynced, so a restart can go on with the next part).
+ * - A patch in place (a few blocks of an existing file) is first written to
+ *   the module's intent journal and fsynced, then applied and fsynced, then
+ *   the journal is removed. `recover()` replays a journal left by a crash
+ *   before anything else happens; writing the same blocks twice is harmless.
+ * - Symlinks are made in staging and renamed into place; directories and
+ *   deletions act directly (both are atomic in the filesystem).
+ *
+ * Nothing outside the replicated directories is ever touched: paths are
+ * checked by the codec, and every parent on the way is made a real
+ * directory (a symlink or a file in the way is removed first), so a
+ * symlink on the secondary cannot lead a write elsewhere.
+ */
+import { createHash } from 'node:crypto';
+import { constants, type Stats } from 'node:fs';
+import { lchown, lstat, lutimes, mkdir, open, readFile, rename, rm, symlink, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { SkyhaError } from '../core/errors.js';
+import { BLOCK_SIZE, decodeRecord, describeRecord, STAGING_DIR, type ChangeRecord, type DirRecord, type FileRecord, type SymlinkRecord } from './record.js';
+
+export interface ApplierOptions {
+  /** The module's replicated directories, absolute, in config order (a record's `root` indexes them). */
+  readonly roots: readonly string[];
+  /** The intent journal of patches in place (a file in the agent's data directory). */
+  readonly journalPath: string;
+}
+
+const isRoot = process.getuid?.() === 0;
+
+export class Applier {
+  constructor(private readonly o: ApplierOptions) {}
+
+  /** Replays a patch a crash interrupted. Call once before the first apply. */
+  async recover(): Promise<ChangeRecord | undefined> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(this.o.journalPath);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    const record = decodeRecord(bytes, this.o.roots.length);
+    if (record.kind !== 'file' || record.staged) throw new SkyhaError('SKYHA_ERR_REPLICATION_APPLY', `the intent journal ${this.o.journalPath} holds ${describeRecord(record)}, not a patch in place`);
+    await this.patch(record);
+    await unlink(this.o.journalPath);
+    return record;
+  }
+
+  /** Decodes, checks and applies one record; durable when it resolves. */
+  async apply(bytes: Uint8Array): Promise<ChangeRecord> {
+    const record = decodeRecord(bytes, this.o.roots.length);
+    try {
+      switch (record.kind) {
+        case 'delete':
+          await this.remove(record.root, record.path);
+          break;
+        case 'dir':
+          await this.dir(record);
+          break;
+        case 'symlink':
+          await this.symlink(record);
+          break;
+        case 'file':
+          if (record.staged) await this.staged(record);
+          else {
+            await this.journal(bytes);
+            await this.patch(record);
+            await unlink(this.o.journalPath);
+          }
+          break;
+      }
+    } catch (err) {
+      if (err instanceof SkyhaError) throw err;
+      throw new SkyhaError('SKYHA_ERR_REPLICATION_APPLY', `cannot apply ${describeRecord(record)} under ${this.o.roots[record.root]}: ${(err as Error).message}`);
+    }
+    return record;
+  }
+
+  private abs(root: number, path: string): string {
+    return path === '' ? this.o.roots[root]! : join(this.o.roots[root]!, path);
+  }
+
+  /** Makes every parent of `path` a real directory (what the primary has, since it has something under it). */
+  private async parents(root: number, path: string): Promise<void> {
+    const parts = path.split('/').slice(0, -1);
+    let at = this.o.roots[root]!;
+    for (const part of parts) {
+      at = join(at, part);
+      const st = await lstatOrNull(at);
+      if (st?.isDirectory()) continue;
+      if (st) await rm(at, { recursive: true, force: true });
+      await mkdir(at, { mode: 0o755 });
+      await fsyncDir(dirname(at));
+    }
+  }
+
+  private async remove(root: number, path: string): Promise<void> {
+    const abs = this.abs(root, path);
+    if (!(await lstatOrNull(abs))) return;
+    await rm(abs, { recursive: true, force: true });
+    await fsyncDir(dirname(abs));
+  }
+
+  private async dir(r: DirRecord): Promise<void> {
+    const abs = this.abs(r.root, r.path);
+    if (r.path !== '') await this.parents(r.root, r.path);
+    const st = await lstatOrNull(abs);
+    if (st && !st.isDirectory()) await rm(abs, { force: true });
+    if (!st?.isDirectory()) {
+      await mkdir(abs, { mode: r.mode & 0o7777 });
+      await fsyncDir(dirname(abs));
+    }
+    const h = await open(abs, constants.O_RDONLY | constants.O_DIRECTORY);
+    try {
+      await h.chmod(r.mode & 0o7777);
+      if (isRoot) await h.chown(r.uid, r.gid);
+      await h.utimes(r.mtimeMs / 1000, r.mtimeMs / 1000);
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+  }
+
+  private async symlink(r: SymlinkRecord): Promise<void> {
+    const abs = this.abs(r.root, r.path);
+    await this.parents(r.root, r.path);
+    const staging = await this.stagingPath(r.root, r.path);
+    await rm(staging, { force: true });
+    await symlink(r.target, staging);
+    if (isRoot) await lchown(staging, r.uid, r.gid);
+    await lutimes(staging, r.mtimeMs / 1000, r.mtimeMs / 1000);
+    await this.replace(staging, abs);
+  }
+
+  private async staged(r: FileRecord): Promise<void> {
+    const staging = await this.stagingPath(r.root, r.path);
+    let h: FileHandle;
+    try {
+      h = await open(staging, r.first ? 'w' : 'r+', 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new SkyhaError('SKYHA_ERR_REPLICATION_APPLY', `${describeRecord(r)}: a later part arrived without the first one`);
+      throw err;
+    }
+    try {
+      await writeBlocks(h, r);
+      if (r.last) await finish(h, r);
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+    if (!r.last) return;
+    await this.parents(r.root, r.path);
+    await this.replace(staging, this.abs(r.root, r.path));
+  }
+
+  private async patch(r: FileRecord): Promise<void> {
+    const abs = this.abs(r.root, r.path);
+    await this.parents(r.root, r.path);
+    const st = await lstatOrNull(abs);
+    if (st && !st.isFile()) await rm(abs, { recursive: true, force: true });
+    const h = await open(abs, st?.isFile() ? 'r+' : 'w', r.mode & 0o7777);
+    try {
+      await writeBlocks(h, r);
+      if (r.last) await finish(h, r);
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+    if (!st?.isFile()) await fsyncDir(dirname(abs));
+  }
+
+  /** Renames `from` over `to` (a directory in the way is removed first) and makes the rename durable. */
+  private async replace(from: string, to: string): Promise<void> {
+    const st = await lstatOrNull(to);
+    if (st?.isDirectory()) await rm(to, { recursive: true, force: true });
+    await rename(from, to);
+    await fsyncDir(dirname(to));
+  }
+
+  private async journal(bytes: Uint8Array): Promise<void> {
+    const tmp = `${this.o.journalPath}.tmp`;
+    const h = await open(tmp, 'w', 0o600);
+    try {
+      await h.writeFile(bytes);
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+    await rename(tmp, this.o.journalPath);
+    await fsyncDir(dirname(this.o.journalPath));
+  }
+
+  /** A staging file per path (the same path's parts meet there), in its replicated directory's staging area. */
+  private async stagingPath(root: number, path: string): Promise<string> {
+    const dir = join(this.o.roots[root]!, STAGING_DIR);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    return join(dir, createHash('sha256').update(path).digest('hex').slice(0, 32));
+  }
+}
+
+async function writeBlocks(h: FileHandle, r: FileRecord): Promise<void> {
+  for (const b of r.blocks) {
+    let done = 0;
+    while (done < b.data.length) {
+      const { bytesWritten } = await h.write(b.data, done, b.data.length - done, b.index * BLOCK_SIZE + done);
+      done += bytesWritten;
+    }
+  }
+}
+
+async function finish(h: FileHandle, r: FileRecord): Promise<void> {
+  await h.truncate(r.size);
+  await h.chmod(r.mode & 0o7777);
+  if (isRoot) await h.chown(r.uid, r.gid);
+  await h.utimes(r.mtimeMs / 1000, r.mtimeMs / 1000);
+}
+
+async function lstatOrNull(path: string): Promise<Stats | null> {
+  try {
+    return await lstat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
+    throw err;
+  }
+}
+
+async function fsyncDir(path: string): Promise<void> {
+  const h = await open(path, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}

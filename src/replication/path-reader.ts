@@ -1,0 +1,138 @@
+/**
+ * The primary's side of a change: reads what a dirty path is *now* and
+ * turns it into change records, streaming (a big file is never held in
+ * memory whole: parts of at most `maxRecordBytes` are yielded as they are
+ * read, so the caller's backpressure reaches the disk).
+ *
+ * For a file, every block is hashed; against the hash list of what the
+ * secondaries have, only changed blocks are sent (a patch in place), unless
+ * there is no list (a new file), the file is small, or most blocks changed:
+ * then the whole file is sent staged (most blocks: judged on the first part
+ * read, before anything was sent). The hash list of what was sent comes
+ * back with the result, block by block as read, so it is exact even when
+ * the file changed during the read — which is reported, and the caller
+ * ships the path again.
+ */
+import { createHash } from 'node:crypto';
+import { lstat, open, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BLOCK_SIZE, type Block, type ChangeRecord, type FileRecord } from './record.js';
+
+/** Bytes of one block's digest (SHA-256, truncated: a changed block goes unseen with probability 2^-128). */
+export const HASH_BYTES = 16;
+/** Files up to this size are always sent whole, staged: one record, one rename. */
+export const SMALL_FILE = 64 * 1024;
+
+export interface ReadOptions {
+  /** The module's replicated directories, absolute. */
+  readonly roots: readonly string[];
+  /** Block data per record (a part of a big file), at most. */
+  readonly maxRecordBytes: number;
+  /** Files up to this size always go whole; default SMALL_FILE. */
+  readonly smallFile?: number;
+}
+
+export interface ReadOutcome {
+  /** The file's block hashes as sent (what the secondaries will have); undefined unless a file was sent. */
+  hashes?: Buffer;
+  /** The file moved (size or mtime) while it was read: ship the path again. */
+  changedWhileReading: boolean;
+  /** A socket, FIFO or device: not replicated. */
+  skipped?: string;
+}
+
+export function hashBlock(data: Uint8Array): Buffer {
+  return createHash('sha256').update(data).digest().subarray(0, HASH_BYTES);
+}
+
+/**
+ * Yields the records that bring a secondary from `previous` (the hash list
+ * it has for this path, if any) to what the path is now.
+ */
+export async function* readPath(o: ReadOptions, root: number, path: string, previous: Buffer | undefined): AsyncGenerator<ChangeRecord, ReadOutcome> {
+  const abs = path === '' ? o.roots[root]! : join(o.roots[root]!, path);
+  const st = await lstat(abs, { bigint: false }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return null;
+    throw err;
+  });
+  if (!st) {
+    if (path === '') return { changedWhileReading: false, skipped: 'the replicated directory itself is missing' };
+    yield { kind: 'delete', root, path };
+    return { changedWhileReading: false };
+  }
+  if (st.isDirectory()) {
+    yield { kind: 'dir', root, path, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtimeMs: st.mtimeMs };
+    return { changedWhileReading: false };
+  }
+  if (st.isSymbolicLink()) {
+    const target = await readlink(abs);
+    yield { kind: 'symlink', root, path, target, uid: st.uid, gid: st.gid, mtimeMs: st.mtimeMs };
+    return { changedWhileReading: false };
+  }
+  if (!st.isFile()) return { changedWhileReading: false, skipped: `not a regular file, directory or symlink (mode ${st.mode.toString(8)})` };
+
+  const h = await open(abs, 'r');
+  try {
+    const before = await h.stat();
+    const size = before.size;
+    const blocks = Math.ceil(size / BLOCK_SIZE);
+    const prevBlocks = previous ? previous.length / HASH_BYTES : 0;
+    // Whole when there is nothing to compare with or the file is small; else decide from what changed.
+    let staged = previous === undefined || size <= (o.smallFile ?? SMALL_FILE);
+    const hashes = Buffer.allocUnsafe(blocks * HASH_BYTES);
+    const meta = { mode: before.mode & 0o7777, uid: before.uid, gid: before.gid, mtimeMs: before.mtimeMs, size };
+    const perRecord = Math.max(1, Math.floor(o.maxRecordBytes / BLOCK_SIZE));
+    const chunk = Buffer.allocUnsafe(perRecord * BLOCK_SIZE);
+    let pending: Block[] = [];
+    let first = true;
+    let changedBlocks = 0;
+    const part = (last: boolean): FileRecord => {
+      const r: FileRecord = { kind: 'file', root, path, ...meta, staged, first, last, blocks: pending };
+      first = false;
+      pending = [];
+      return r;
+    };
+    let offset = 0;
+    let index = 0;
+    while (offset < size) {
+      const want = Math.min(chunk.length, size - offset);
+      let got = 0;
+      while (got < want) {
+        const { bytesRead } = await h.read(chunk, got, want - got, offset + got);
+        if (bytesRead === 0) break; // truncated under us: what was read is sent, the stat below says so
+        got += bytesRead;
+      }
+      if (got === 0) break;
+      // A staged record owns its bytes (the chunk is reused for the next part).
+      const data = Buffer.from(chunk.subarray(0, got));
+      for (let at = 0; at < got; at += BLOCK_SIZE, index++) {
+        const block = data.subarray(at, Math.min(at + BLOCK_SIZE, got));
+        const digest = hashBlock(block);
+        digest.copy(hashes, index * HASH_BYTES);
+        const same = !staged && index < prevBlocks && previous!.compare(digest, 0, HASH_BYTES, index * HASH_BYTES, (index + 1) * HASH_BYTES) === 0;
+        if (!same) {
+          pending.push({ index, data: block });
+          changedBlocks++;
+        }
+      }
+      offset += got;
+      if (got < want) break;
+      // The first part decides: a patch whose first part changed most of its blocks is a rewrite, and goes whole
+      // (staged: written once, renamed), not block by block through the journal.
+      if (!staged && first && changedBlocks > index / 2) {
+        return yield* restartWhole();
+      }
+      if (offset < size && pending.length > 0) yield part(false);
+    }
+    const after = await h.stat();
+    const changedWhileReading = after.size !== size || after.mtimeMs !== before.mtimeMs || offset !== size;
+    yield part(true);
+    return { hashes: hashes.subarray(0, Math.min(index, blocks) * HASH_BYTES), changedWhileReading };
+
+    async function* restartWhole(): AsyncGenerator<ChangeRecord, ReadOutcome> {
+      return yield* readPath(o, root, path, undefined);
+    }
+  } finally {
+    await h.close();
+  }
+}
