@@ -6,6 +6,16 @@
  *   1 byte   protocol version (FRAME_VERSION)
  *   n bytes  UTF-8 JSON: { cluster, from, to, kind: 'msg' | 'ping', body? }
  *
+ * A message whose body has a binary `data` field (file blocks of a change
+ * record) goes as version FRAME_VERSION_BINARY instead, so that file bytes
+ * are neither base64'd nor parsed as JSON:
+ *
+ *   4 bytes  big-endian length of the rest
+ *   1 byte   FRAME_VERSION_BINARY
+ *   4 bytes  big-endian length of the JSON
+ *   n bytes  UTF-8 JSON envelope, its body without `data`
+ *   m bytes  `data`, handed back as a Buffer in body.data
+ *
  * The decoder is pure and streaming: TCP delivers arbitrary slices, so it
  * takes chunks and returns whole frames. A bad frame poisons the stream (no
  * resynchronisation is possible after a bad length), so the caller drops the
@@ -15,6 +25,7 @@
  */
 
 export const FRAME_VERSION = 1;
+export const FRAME_VERSION_BINARY = 2;
 export const FRAME_HEADER_BYTES = 4;
 export const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024;
 
@@ -59,14 +70,24 @@ export class FrameTooLargeError extends RangeError {
  */
 export function encodeFrame(envelope: Envelope, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Buffer {
   if (envelope.kind === 'msg' && envelope.body === undefined) throw new TypeError('a msg frame needs a body');
-  const json = JSON.stringify({ cluster: envelope.cluster, from: envelope.from, to: envelope.to, kind: envelope.kind, ...(envelope.body === undefined ? {} : { body: envelope.body }) });
+  const body = envelope.body as Record<string, unknown> | undefined;
+  const binary = body !== null && typeof body === 'object' && body.data instanceof Uint8Array ? body.data : undefined;
+  const jsonBody = binary ? { ...body, data: undefined } : envelope.body;
+  const json = JSON.stringify({ cluster: envelope.cluster, from: envelope.from, to: envelope.to, kind: envelope.kind, ...(jsonBody === undefined ? {} : { body: jsonBody }) });
   const payload = Buffer.byteLength(json, 'utf8');
-  const rest = 1 + payload;
+  const rest = binary ? 1 + 4 + payload + binary.length : 1 + payload;
   if (rest > maxFrameBytes) throw new FrameTooLargeError(rest, maxFrameBytes);
   const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + rest);
   frame.writeUInt32BE(rest, 0);
-  frame.writeUInt8(FRAME_VERSION, FRAME_HEADER_BYTES);
-  frame.write(json, FRAME_HEADER_BYTES + 1, 'utf8');
+  if (!binary) {
+    frame.writeUInt8(FRAME_VERSION, FRAME_HEADER_BYTES);
+    frame.write(json, FRAME_HEADER_BYTES + 1, 'utf8');
+    return frame;
+  }
+  frame.writeUInt8(FRAME_VERSION_BINARY, FRAME_HEADER_BYTES);
+  frame.writeUInt32BE(payload, FRAME_HEADER_BYTES + 1);
+  frame.write(json, FRAME_HEADER_BYTES + 5, 'utf8');
+  frame.set(binary, FRAME_HEADER_BYTES + 5 + payload);
   return frame;
 }
 
@@ -80,10 +101,19 @@ function nonEmptyString(v: unknown): v is string {
 /** Parses the rest of one frame (version byte + JSON). */
 export function parseFrame(rest: Uint8Array): Envelope | FrameError {
   if (rest.length < 1) return { code: 'bad-version', detail: 'empty frame (no version byte)' };
-  if (rest[0] !== FRAME_VERSION) return { code: 'bad-version', detail: `protocol version ${rest[0]}, expected ${FRAME_VERSION}` };
+  if (rest[0] !== FRAME_VERSION && rest[0] !== FRAME_VERSION_BINARY) return { code: 'bad-version', detail: `protocol version ${rest[0]}, expected ${FRAME_VERSION} or ${FRAME_VERSION_BINARY}` };
+  let jsonBytes = rest.subarray(1);
+  let binary: Uint8Array | undefined;
+  if (rest[0] === FRAME_VERSION_BINARY) {
+    if (rest.length < 5) return { code: 'bad-envelope', detail: 'a binary frame without its JSON length' };
+    const n = ((rest[1]! << 24) >>> 0) + (rest[2]! << 16) + (rest[3]! << 8) + rest[4]!;
+    if (5 + n > rest.length) return { code: 'bad-envelope', detail: `a binary frame's JSON of ${n} bytes runs past the frame` };
+    jsonBytes = rest.subarray(5, 5 + n);
+    binary = rest.subarray(5 + n);
+  }
   let value: unknown;
   try {
-    value = JSON.parse(utf8.decode(rest.subarray(1)));
+    value = JSON.parse(utf8.decode(jsonBytes));
   } catch (e) {
     return { code: 'bad-json', detail: (e as Error).message };
   }
@@ -97,6 +127,11 @@ export function parseFrame(rest: Uint8Array): Envelope | FrameError {
   // Unknown keys are ignored: a later minor version may add some; incompatible changes bump the version byte.
   const envelope: Envelope = { cluster: v.cluster as string, from: v.from as string, to: v.to as string, kind: v.kind };
   if ('body' in v) envelope.body = v.body;
+  if (binary) {
+    if (v.kind !== 'msg' || typeof v.body !== 'object' || v.body === null || Array.isArray(v.body)) return { code: 'bad-envelope', detail: 'a binary frame whose body is not an object' };
+    const view = Buffer.isBuffer(binary) ? binary : Buffer.from(binary.buffer, binary.byteOffset, binary.byteLength);
+    envelope.body = { ...(v.body as Record<string, unknown>), data: view };
+  }
   return envelope;
 }
 

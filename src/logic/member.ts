@@ -15,7 +15,7 @@ import type { LeaseMessage } from './lease/messages.js';
 import { initVoter, stepVoter, type VoterDisk, type VoterEvent, type VoterState } from './lease/voter.js';
 import { initMembership, stepMembership, type Heartbeat, type MemberStatus, type MembershipAction, type MembershipState } from './membership.js';
 import { initMirror, stepMirror, type MirrorAction, type MirrorEvent, type MirrorState } from './mirror-role.js';
-import type { ReplicationMessage } from './replication-messages.js';
+import type { ReplicationData, ReplicationMessage } from './replication-messages.js';
 import { initReplicationPrimary, stepReplicationPrimary, type ReplicationPrimaryAction, type ReplicationPrimaryEvent, type ReplicationPrimaryState, type ReplicationTimings } from './replication-primary.js';
 import { initReplicationSecondary, stepReplicationSecondary, type ReplicationSecondaryAction, type ReplicationSecondaryEvent, type ReplicationSecondaryState } from './replication-secondary.js';
 import { reason, type Reason, type Step } from './step.js';
@@ -82,7 +82,7 @@ export type MemberInput =
   /** The restart policy gave the module up on this node: stop it, release the lease, take no role until reset. */
   | { type: 'given-up'; module: string; reason: Reason }
   /** A change the application made on the primary (the driver captured it). */
-  | { type: 'change'; module: string; data: string }
+  | { type: 'change'; module: string; data: ReplicationData }
   | { type: 'barrier'; module: string; id: string; deadline: number }
   | { type: 'operator'; module: string; command: 'switchover' | 'force-failover' | 'reset'; to?: string };
 
@@ -94,8 +94,8 @@ export type MemberAction =
   | { type: 'start-app'; module: string; epoch: number; validUntil: number; reason: Reason }
   | { type: 'extend-app'; module: string; validUntil: number }
   | { type: 'stop-app'; module: string; reason: Reason }
-  | { type: 'apply'; module: string; dataEpoch: number; seq: number; data: string }
-  | { type: 'apply-snapshot'; module: string; dataEpoch: number; seq: number; data: string }
+  | { type: 'apply'; module: string; dataEpoch: number; seq: number; data: ReplicationData }
+  | { type: 'apply-snapshot'; module: string; dataEpoch: number; seq: number; data: ReplicationData }
   | { type: 'send-snapshot'; module: string; to: string; epoch: number; seq: number }
   | { type: 'change-refused'; module: string; reason: Reason }
   | { type: 'barrier-done'; module: string; id: string; ok: boolean; reason: Reason }

@@ -10,7 +10,7 @@
  * barrier may return without it. A caught-up secondary rejoins the same way.
  */
 import { reason, type Reason, type Step } from './step.js';
-import type { ReplicationMessage } from './replication-messages.js';
+import type { ReplicationData, ReplicationMessage } from './replication-messages.js';
 
 export interface ReplicationTimings {
   /** An in-sync secondary that leaves a change unacknowledged this long is lagging. */
@@ -19,6 +19,8 @@ export interface ReplicationTimings {
   retransmitInterval: number;
   /** Changes kept for resuming secondaries; beyond it a returning one gets a snapshot. */
   maxLog: number;
+  /** The same bound in bytes of change data (the memory window); unbounded if absent. */
+  maxLogBytes?: number;
 }
 
 export interface SecondaryTrack {
@@ -37,7 +39,9 @@ export interface ReplicationPrimaryState {
   timings: ReplicationTimings;
   seq: number;
   /** Recent changes, oldest first. */
-  log: { seq: number; data: string; at: number }[];
+  log: { seq: number; data: ReplicationData; at: number }[];
+  /** Bytes of change data in the log. */
+  logBytes?: number;
   secondaries: Record<string, SecondaryTrack>;
   committedInSync: readonly string[];
   proposed?: readonly string[];
@@ -52,7 +56,7 @@ export interface ReplicationPrimaryState {
 }
 
 export type ReplicationPrimaryEvent =
-  | { type: 'change'; data: string }
+  | { type: 'change'; data: ReplicationData }
   | { type: 'receive'; from: string; message: ReplicationMessage }
   | { type: 'peer'; node: string; status: 'alive' | 'dead' }
   | { type: 'barrier'; id: string; deadline: number }
@@ -92,8 +96,11 @@ export function stepReplicationPrimary(state: ReplicationPrimaryState, event: Re
     case 'change': {
       const seq = s().seq + 1;
       const log = [...s().log, { seq, data: event.data, at: now }];
-      while (log.length > s().timings.maxLog) log.shift();
-      out.state = { ...s(), seq, log };
+      let logBytes = (s().logBytes ?? 0) + event.data.length;
+      const maxBytes = s().timings.maxLogBytes ?? Infinity;
+      // The newest change always stays: a secondary that keeps up needs nothing else.
+      while (log.length > 1 && (log.length > s().timings.maxLog || logBytes > maxBytes)) logBytes -= log.shift()!.data.length;
+      out.state = { ...s(), seq, log, logBytes };
       for (const [n, t] of Object.entries(s().secondaries)) {
         if (t.connected && !t.snapshotting && t.acked === seq - 1) {
           out.actions.push({ type: 'send', to: n, message: { type: 'repl-change', module: s().module, epoch: s().epoch, seq, data: event.data } });

@@ -5,7 +5,7 @@
  * secondary's position or resync it with a snapshot.
  */
 import type { Step } from './step.js';
-import type { ReplicationMessage } from './replication-messages.js';
+import type { ReplicationData, ReplicationMessage } from './replication-messages.js';
 
 export interface ReplicationSecondaryState {
   module: string;
@@ -31,9 +31,9 @@ export type ReplicationSecondaryEvent =
 
 export type ReplicationSecondaryAction =
   /** Write the change and make it durable (fsync) before the next action. */
-  | { type: 'apply'; seq: number; data: string }
+  | { type: 'apply'; seq: number; data: ReplicationData }
   /** Replace the replicated data with the snapshot (conflicting local changes are set aside), durably. */
-  | { type: 'apply-snapshot'; seq: number; data: string }
+  | { type: 'apply-snapshot'; seq: number; data: ReplicationData }
   | { type: 'send'; to: string; message: ReplicationMessage };
 
 export function initReplicationSecondary(o: { module: string; self: string; dataEpoch: number; applied: number; epoch?: number }): ReplicationSecondaryState {

@@ -244,11 +244,12 @@ class SkyhaProcess implements SimProcess<MemberMessage> {
         }
         inputs.push({ type: 'app-stopped', module: a.module });
         return;
+      // The simulator's changes are labels (strings): the write log the checkers compare.
       case 'apply':
-        this.appendData(ctx, a.data);
+        this.appendData(ctx, String(a.data));
         return;
       case 'apply-snapshot':
-        this.replaceData(ctx, JSON.parse(a.data) as string[]);
+        this.replaceData(ctx, JSON.parse(String(a.data)) as string[]);
         return;
       case 'send-snapshot':
         ctx.send(a.to, { type: 'repl-snapshot', module: a.module, epoch: a.epoch, seq: a.seq, data: JSON.stringify(this.writes) });

@@ -5,6 +5,7 @@ import {
   DEFAULT_MAX_FRAME_BYTES,
   encodeFrame,
   FRAME_VERSION,
+  FRAME_VERSION_BINARY,
   FrameDecoder,
   FrameTooLargeError,
   type Envelope,
@@ -120,7 +121,7 @@ describe('frame: decode errors', () => {
   });
 
   it('bad-version: another version byte, or an empty frame', () => {
-    assert.equal(errorOf(rawFrame(JSON.stringify(PING), 2)), 'bad-version');
+    assert.equal(errorOf(rawFrame(JSON.stringify(PING), 3)), 'bad-version');
     assert.equal(errorOf(rawFrame(JSON.stringify(PING), 0)), 'bad-version');
     assert.equal(errorOf(Buffer.from([0, 0, 0, 0])), 'bad-version');
   });
@@ -200,5 +201,38 @@ describe('frame: properties', () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('frame: binary data', () => {
+  it('carries a body\'s binary `data` as raw bytes after the JSON, and hands it back as a Buffer, cut anywhere', () => {
+    const data = Buffer.from(Array.from({ length: 5000 }, (_, i) => i % 251));
+    const env: Envelope = { cluster: 'test', from: 'aws-1', to: 'azure-1', kind: 'msg', body: { type: 'repl-change', module: 'db', epoch: 3, seq: 9, data } };
+    const frame = encodeFrame(env);
+    assert.equal(frame[4], FRAME_VERSION_BINARY);
+    assert.equal(frame.indexOf(Buffer.from(data.toString('base64').slice(0, 40))), -1, 'not base64');
+    for (const cut of [1, 7, 100, frame.length - 1]) {
+      const d = new FrameDecoder();
+      const got = [...d.push(frame.subarray(0, cut)).frames, ...d.push(frame.subarray(cut)).frames];
+      assert.equal(got.length, 1);
+      const body = got[0]!.body as { data: Buffer; seq: number };
+      assert.equal(Buffer.isBuffer(body.data), true);
+      assert.deepEqual(body.data, data);
+      assert.equal(body.seq, 9);
+    }
+    // Without binary data nothing changes: version 1, JSON only.
+    assert.equal(encodeFrame(MSG)[4], FRAME_VERSION);
+  });
+
+  it('refuses a binary frame whose JSON length runs past the frame, or whose body is not an object', () => {
+    const json = Buffer.from(JSON.stringify({ cluster: 'c', from: 'a', to: 'b', kind: 'msg', body: 1 }));
+    const head = Buffer.alloc(4);
+    head.writeUInt32BE(json.length);
+    const good = Buffer.concat([Buffer.from([FRAME_VERSION_BINARY]), head, json, Buffer.from([1, 2])]);
+    const frame = (rest: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, rest.length]), rest]);
+    assert.equal(new FrameDecoder().push(frame(good)).error?.code, 'bad-envelope');
+    head.writeUInt32BE(json.length + 10);
+    const long = Buffer.concat([Buffer.from([FRAME_VERSION_BINARY]), head, json]);
+    assert.match(new FrameDecoder().push(frame(long)).error?.detail ?? '', /runs past the frame/);
   });
 });

@@ -55,8 +55,8 @@ class Rig {
         const step = stepReplicationSecondary(this.secondaries.get(m.to)!, { type: 'receive', from: m.from, message: m.message }, this.now);
         this.secondaries.set(m.to, step.state);
         for (const a of step.actions) {
-          if (a.type === 'apply') this.data.get(m.to)!.push(a.data);
-          else if (a.type === 'apply-snapshot') this.data.set(m.to, JSON.parse(a.data));
+          if (a.type === 'apply') this.data.get(m.to)!.push(String(a.data));
+          else if (a.type === 'apply-snapshot') this.data.set(m.to, JSON.parse(String(a.data)));
           else this.outbox.push({ from: m.to, to: a.to, message: a.message });
         }
       }
@@ -196,5 +196,17 @@ describe('replication: primary and secondaries', () => {
     rig.flush();
     assert.deepEqual(rig.data.get('b'), ['w1', 'w2', 'w3']);
     assert.deepEqual(rig.proposals().at(-1), 'b');
+  });
+
+  it('the log keeps at most maxLogBytes of change data (always the newest change); a secondary behind it gets a snapshot', () => {
+    let p = initReplicationPrimary({ module: 'db', self: 'a', epoch: 1, secondaries: ['b'], inSync: [], timings: { ...TIMINGS, maxLogBytes: 10 } });
+    for (const data of [Buffer.alloc(4), Buffer.alloc(4), Buffer.alloc(4), Buffer.alloc(30)]) p = stepReplicationPrimary(p, { type: 'change', data }, 0).state;
+    assert.deepEqual(p.log.map((c) => c.seq), [4], 'the 30-byte change alone, over the bound but the newest');
+    p = initReplicationPrimary({ module: 'db', self: 'a', epoch: 1, secondaries: ['b'], inSync: [], timings: { ...TIMINGS, maxLogBytes: 10 } });
+    for (let i = 0; i < 5; i++) p = stepReplicationPrimary(p, { type: 'change', data: 'abcd' }, 0).state;
+    assert.deepEqual(p.log.map((c) => c.seq), [4, 5]);
+    assert.equal(p.logBytes, 8);
+    const step = stepReplicationPrimary(p, { type: 'receive', from: 'b', message: { type: 'repl-hello', module: 'db', epoch: 1, dataEpoch: 1, applied: 2 } }, 0);
+    assert.ok(step.actions.some((a) => a.type === 'send-snapshot'), 'seq 3 is gone from the log: a snapshot');
   });
 });
