@@ -1,0 +1,198 @@
+/**
+ * Change capture on a mirror module's primary: the watcher (`watch.py`,
+ * recursive inotify) runs as a child process and reports paths that
+ * changed; this turns them into dirty paths of the module's replicated
+ * directories, in the order they were first seen, each once until taken.
+ *
+ * `flush()` is the barrier's half of capture: a write returning means its
+ * inotify event is queued (fsnotify runs inside the system call), and one
+ * inotify queue is read in order, so once the event of a sentinel written
+ * after the call comes back, every change made before the call is in the
+ * dirty set.
+ *
+ * When the kernel drops events (queue overflow), every path of the
+ * directory is marked dirty (`onOverflow` says so): the reader compares
+ * block hashes, so only what really changed travels — never silence.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readdirSync, writeFileSync, type Dirent } from 'node:fs';
+import { join, relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SkyhaError } from '../core/errors.js';
+import { STAGING_DIR } from './record.js';
+
+export const WATCH_SCRIPT = fileURLToPath(new URL('../../../src/replication/watch.py', import.meta.url));
+
+export interface DirtyPath {
+  readonly root: number;
+  /** Relative to the root, '/'-separated; '' is the root itself. */
+  readonly path: string;
+}
+
+export interface ChangeCaptureOptions {
+  /** The replicated directories, absolute. */
+  readonly roots: readonly string[];
+  /** A private directory for barrier sentinels (created if missing). */
+  readonly sentinelDir: string;
+  /** Called when paths were added to the dirty set (not once per path). */
+  readonly onDirty: () => void;
+  /** The kernel dropped events: `root` was marked dirty whole. */
+  readonly onOverflow?: (root: number) => void;
+  readonly onError?: (message: string) => void;
+  /** The watcher exited while it should run. */
+  readonly onExit?: (why: string) => void;
+  readonly python?: string;
+}
+
+export class ChangeCapture {
+  /** Dirty paths, keyed `root\0path`, in the order first seen. */
+  private readonly dirty = new Map<string, DirtyPath>();
+  private child: ChildProcess | undefined;
+  private tail: Buffer = Buffer.alloc(0);
+  private sentinelSeq = 0;
+  private readonly sentinelWaits = new Map<string, () => void>();
+  private closing = false;
+  watchedDirectories = 0;
+  overflows = 0;
+
+  constructor(private readonly o: ChangeCaptureOptions) {}
+
+  /** Starts watching; resolves once every directory is watched. */
+  start(): Promise<void> {
+    mkdirSync(this.o.sentinelDir, { recursive: true, mode: 0o700 });
+    const child = spawn(this.o.python ?? 'python3', [WATCH_SCRIPT, '--sentinel', this.o.sentinelDir, ...this.o.roots], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = child;
+    let stderr = '';
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (d: string) => (stderr = (stderr + d).slice(-2000)));
+    return new Promise((resolve, reject) => {
+      let ready = false;
+      child.once('error', (err) => reject(new SkyhaError('SKYHA_ERR_REPLICATION_WATCH', `cannot start the change watcher (${this.o.python ?? 'python3'} ${WATCH_SCRIPT}): ${err.message}`)));
+      child.once('exit', (code, signal) => {
+        const why = `the change watcher exited (${signal ?? `code ${code}`})${stderr ? `: ${stderr.trim()}` : ''}`;
+        if (!ready) reject(new SkyhaError('SKYHA_ERR_REPLICATION_WATCH', why));
+        else if (!this.closing) this.o.onExit?.(why);
+      });
+      child.stdout!.on('data', (chunk: Buffer) => {
+        this.tail = this.tail.length ? Buffer.concat([this.tail, chunk]) : chunk;
+        let at = 0;
+        let added = false;
+        for (let nul = this.tail.indexOf(0, at); nul >= 0; nul = this.tail.indexOf(0, at)) {
+          const rec = this.tail.subarray(at, nul);
+          at = nul + 1;
+          const kind = String.fromCharCode(rec[0]!);
+          const payload = rec.length > 2 ? rec.subarray(2).toString('utf8') : '';
+          switch (kind) {
+            case 'C':
+              added = this.markAbsolute(payload) || added;
+              break;
+            case 'O':
+              this.overflows++;
+              added = this.markTree(payload) || added;
+              break;
+            case 'S':
+              this.sentinelWaits.get(payload)?.();
+              break;
+            case 'W':
+              this.watchedDirectories = Number(payload);
+              break;
+            case 'E':
+              this.o.onError?.(payload);
+              break;
+            case 'R':
+              ready = true;
+              resolve();
+              break;
+          }
+        }
+        this.tail = at === this.tail.length ? Buffer.alloc(0) : this.tail.subarray(at);
+        if (added) this.o.onDirty();
+      });
+    });
+  }
+
+  /** Resolves when every change made before the call is in the dirty set. */
+  flush(timeoutMs = 5000): Promise<void> {
+    const name = `${process.pid}-${++this.sentinelSeq}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.sentinelWaits.delete(name);
+        reject(new SkyhaError('SKYHA_ERR_REPLICATION_WATCH', `the change watcher did not report its sentinel within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.sentinelWaits.set(name, () => {
+        clearTimeout(timer);
+        this.sentinelWaits.delete(name);
+        resolve();
+      });
+      writeFileSync(join(this.o.sentinelDir, name), '');
+    });
+  }
+
+  /** Takes up to `max` dirty paths, oldest first. */
+  take(max = Infinity): DirtyPath[] {
+    const out: DirtyPath[] = [];
+    for (const [key, d] of this.dirty) {
+      if (out.length >= max) break;
+      out.push(d);
+      this.dirty.delete(key);
+    }
+    return out;
+  }
+
+  /** Puts a path back (it changed while it was read). */
+  mark(root: number, path: string): void {
+    this.dirty.set(`${root}\0${path}`, { root, path });
+  }
+
+  get pending(): number {
+    return this.dirty.size;
+  }
+
+  /** Marks every path under a root dirty (after an overflow, or to resync), directories before their contents. */
+  markTree(absRoot: string): boolean {
+    const root = this.o.roots.indexOf(absRoot);
+    if (root < 0) return false;
+    this.o.onOverflow?.(root);
+    const walk = (dir: string, rel: string): void => {
+      let entries: Dirent[];
+      try {
+        entries = readdirSync(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const e of entries) {
+        if (rel === '' && e.name === STAGING_DIR) continue;
+        const path = rel ? `${rel}/${e.name}` : e.name;
+        this.mark(root, path);
+        if (e.isDirectory()) walk(join(dir, e.name), path);
+      }
+    };
+    this.mark(root, '');
+    walk(absRoot, '');
+    return true;
+  }
+
+  private markAbsolute(abs: string): boolean {
+    for (let root = 0; root < this.o.roots.length; root++) {
+      const r = this.o.roots[root]!;
+      if (abs !== r && !abs.startsWith(r + sep)) continue;
+      const path = relative(r, abs).split(sep).join('/');
+      if (path === STAGING_DIR || path.startsWith(`${STAGING_DIR}/`)) return false;
+      this.mark(root, path);
+      return true;
+    }
+    return false;
+  }
+
+  /** Stops the watcher (closing its stdin ends it; SIGKILL if it lingers). */
+  async close(): Promise<void> {
+    this.closing = true;
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.stdin!.end();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
