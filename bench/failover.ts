@@ -60,7 +60,7 @@ async function main(): Promise<void> {
         kind: 'mirror',
         start: sampleAppCommand(),
         environment: { APP_PORT: String(APP_PORT), SKYHA_TEST_OBSERVER: observer },
-        directories: [join(dir, 'db')],
+        directories: [join(dir, '{node}', 'db')],
         stop_timeout: '1s',
       },
     },

@@ -32,11 +32,23 @@ import { createGateEngine } from './gate-engine.js';
 import { HttpEndpoint } from './http-endpoint.js';
 import { MemberDriver } from './member-driver.js';
 import { MirrorModule } from './mirror-module.js';
+import { MirrorReplication } from './mirror-replication.js';
 import { StateFile } from './state-file.js';
 import { buildStatus, type MemberStatusReport } from './status.js';
 
 /** What travels on the links: the member machine's messages and the farm modules' reports. */
-export type LinkMessage = MemberMessage | FarmMessage;
+/** A record of a resync in progress, outside the numbered change stream (the machine's `repl-snapshot` ends it). */
+export interface ReplResyncMessage {
+  type: 'repl-resync';
+  module: string;
+  epoch: number;
+  data: Buffer;
+}
+
+export type LinkMessage = MemberMessage | FarmMessage | ReplResyncMessage;
+
+/** Bytes that may wait in a link before replication waits for it to drain (under the links' drop limit). */
+const REPLICATION_PENDING_BYTES = 4 * 1024 * 1024;
 
 export interface AgentOptions {
   config: ClusterConfig;
@@ -53,6 +65,11 @@ export class Agent {
   readonly events: EventRing;
   readonly farms = new Map<string, FarmModule>();
   readonly mirrors = new Map<string, MirrorModule>();
+  readonly replications = new Map<string, MirrorReplication>();
+  /** Per mirror module, what must happen after the last apply (its position, its acknowledgement), in order. */
+  private readonly replChains = new Map<string, Promise<void>>();
+  private readonly barriers = new Map<string, (r: { ok: boolean; text: string }) => void>();
+  private barrierSeq = 0;
   readonly startedAt: number;
   private state!: StateFile;
   private driver!: MemberDriver;
@@ -116,7 +133,7 @@ export class Agent {
       nodes: config.nodes.map((n) => n.name),
       witnesses: config.witnesses.map((w) => w.name),
       timings: config.timings,
-      replication: { lagTimeout: config.timings.lease / 2, retransmitInterval: config.timings.heartbeatInterval, maxLog: 10_000 },
+      replication: { lagTimeout: config.timings.lease / 2, retransmitInterval: config.timings.heartbeatInterval, maxLog: 10_000, maxLogBytes: 64 * 1024 * 1024 },
       modules: mirrorConfigs.map((m) => ({ name: m.name, nodes: m.nodes, ...(m.preferredNode ? { preferredNode: m.preferredNode } : {}), failback: m.failback })),
     };
     this.driver = new MemberDriver(memberConfig, opened.loaded, this.clock, (a) => this.act(a));
@@ -154,6 +171,7 @@ export class Agent {
     });
     this.links.onReceive((from, message) => {
       if (message.type === 'farm-report' || message.type === 'farm-admin') this.gateController?.onMessage(from, message);
+      else if (message.type === 'repl-resync') this.onResync(from, message);
       else this.driver.input({ type: 'receive', from, message });
     });
     if (this.isNode) {
@@ -190,6 +208,12 @@ export class Agent {
       const ports = config.modules.flatMap((m) => (m.kind === 'farm' && m.gate && m.nodes.includes(self.name) ? [`${m.name} on ${m.gate.port}`] : [])).join(', ');
       throw new SkyhaError('SKYHA_ERR_LISTEN', `${self.name} cannot start its control socket or gates${ports ? ` (${ports})` : ''}: ${(err as Error).message}`, { cause: err });
     }
+    try {
+      for (const r of this.replications.values()) await r.start();
+    } catch (err) {
+      await Promise.all([this.gateController?.close(), this.control?.close(), this.links.close(), this.http.close(), ...[...this.replications.values()].map((r) => r.close())].map((p) => p?.catch(() => undefined)));
+      throw err;
+    }
     this.driver.start();
     for (const f of this.farms.values()) f.start();
     for (const m of this.mirrors.values()) m.app.prepareSpare();
@@ -222,6 +246,28 @@ export class Agent {
     });
     mirror = new MirrorModule(m, app, this.self.name, this.clock, (input) => this.driver.input(input), (module, r, data) => this.emitReason(module, r, data));
     this.mirrors.set(m.name, mirror);
+    // `{node}` in a directory lets nodes that share one machine (a demo, tests) keep their data apart.
+    const roots = m.directories.map((d) => d.replaceAll('{node}', this.self.name));
+    for (const r of roots) mkdirSync(r, { recursive: true });
+    const stateDir = join(this.self.dataDir, 'modules', m.name);
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    const others = m.nodes.filter((n) => n !== this.self.name);
+    this.replications.set(
+      m.name,
+      new MirrorReplication({
+        module: m,
+        roots,
+        stateDir,
+        log: this.log.child({ component: 'replication', module: m.name }),
+        change: (data) => this.driver.input({ type: 'change', module: m.name, data }),
+        send: (to, message) => this.links.send(to, message),
+        writable: (to) => this.links.whenWritable(to, REPLICATION_PENDING_BYTES),
+        writableAll: async () => {
+          await Promise.all(others.map((n) => this.links.whenWritable(n, REPLICATION_PENDING_BYTES)));
+        },
+        emit: (code, text, level) => this.events.emit({ module: m.name, reason: code, text, ...(level ? { level } : {}) }),
+      }),
+    );
   }
 
   private supervisor(m: FarmModuleConfig | MirrorModuleConfig, runDir: string, on: { started(): void; stopped(): void; failed(detail: string): void; healthy(): void; checker(): void }): AppSupervisor {
@@ -247,16 +293,21 @@ export class Agent {
   private act(a: MemberAction): void {
     switch (a.type) {
       case 'send':
-        this.links.send(a.to, a.message);
+        // A secondary's acknowledgement says the change is durable: it waits for the apply before it.
+        if (a.message.type === 'repl-ack') {
+          const { to, message } = a;
+          this.afterApply(message.module, () => void this.links.send(to, message));
+        } else this.links.send(a.to, a.message);
         return;
       case 'persist-voter':
         this.state.setVoter(a.disk);
         return;
       case 'persist-module':
-        this.state.setModule(a.module, { epoch: a.epoch, dataEpoch: a.dataEpoch, applied: a.applied });
+        this.afterApply(a.module, () => this.state.setModule(a.module, { epoch: a.epoch, dataEpoch: a.dataEpoch, applied: a.applied }));
         return;
       case 'start-app':
         this.emitReason(a.module, a.reason, { epoch: a.epoch });
+        this.replications.get(a.module)?.becomePrimary(a.epoch);
         this.mirrors.get(a.module)?.startApp(a.epoch, a.validUntil);
         return;
       case 'extend-app':
@@ -268,16 +319,39 @@ export class Agent {
         return;
       case 'lease-ended':
         this.emitReason(a.module, a.reason, { epoch: a.epoch });
+        this.replications.get(a.module)?.stopPrimary();
         this.mirrors.get(a.module)?.leaseEnded(a.reason);
         return;
-      case 'send-snapshot':
-        // File replication arrives with the mirror-replication work; until then a snapshot carries no files.
-        this.links.send(a.to, { type: 'repl-snapshot', module: a.module, epoch: a.epoch, seq: a.seq, data: '' });
+      case 'send-snapshot': {
+        // The whole tree first, as out-of-band records; then the position, on the same ordered link.
+        const repl = this.replications.get(a.module);
+        if (!repl) return;
+        const { to, module, epoch, seq } = a;
+        void repl.sendTree(to, epoch).then(
+          (complete) => {
+            if (complete) this.links.send(to, { type: 'repl-snapshot', module, epoch, seq, data: '' });
+          },
+          (err: Error) => this.log.error(`resync of ${module} to ${to} failed: ${err.message}`),
+        );
         return;
-      case 'apply':
-      case 'apply-snapshot':
+      }
+      case 'apply': {
+        const repl = this.replications.get(a.module);
+        const data = a.data;
+        if (repl) this.afterApply(a.module, () => repl.apply(typeof data === 'string' ? Buffer.from(data) : data).then(() => undefined));
+        return;
+      }
+      case 'apply-snapshot': {
+        const repl = this.replications.get(a.module);
+        if (repl) this.afterApply(a.module, () => repl.finishResync());
+        return;
+      }
       case 'change-refused':
+        // This node is no longer primary: what is still dirty belongs to the next primary's history, not ours.
+        this.replications.get(a.module)?.stopPrimary();
+        return;
       case 'barrier-done':
+        this.barriers.get(a.id)?.({ ok: a.ok, text: a.reason.text });
         return;
       case 'quorum':
         this.log.debug({ module: a.module, epoch: a.epoch, grantedBy: a.grantedBy }, `lease of ${a.module} granted by ${a.grantedBy.join(', ')}`);
@@ -332,8 +406,10 @@ export class Agent {
   }
 
   /** A command from the local control socket. */
-  private onControl(req: ControlRequest): ControlReply {
+  private onControl(req: ControlRequest): ControlReply | Promise<ControlReply> {
     switch (req.op) {
+      case 'barrier':
+        return this.barrier(req.module, req.timeoutMs);
       case 'whoami':
         return { ok: true, member: this.self.name };
       case 'admin': {
@@ -350,7 +426,7 @@ export class Agent {
     if (options.force) {
       for (const m of [...this.farms.values(), ...this.mirrors.values()]) m.app.detach();
       this.driver?.stop();
-      return Promise.all([this.gateController?.close(), this.control?.close(), this.links?.close(), this.http?.close()]).then(() => undefined);
+      return Promise.all([this.gateController?.close(), this.control?.close(), this.links?.close(), this.http?.close(), ...[...this.replications.values()].map((r) => r.close())]).then(() => undefined);
     }
     this.stopping ??= this.shutdown(options.deadline ?? this.defaultDeadline());
     return this.stopping;
@@ -374,8 +450,58 @@ export class Agent {
     if (timedOut) this.events.emit({ reason: 'MEMBER_STOP_DEADLINE', text: `${this.self.name} did not stop cleanly within ${deadline} ms; exiting, keepers hold the lease deadlines`, level: 'warn' });
     for (const m of [...this.farms.values(), ...this.mirrors.values()]) m.app.detach();
     this.driver.stop();
-    await Promise.all([this.gateController?.close(), this.control?.close(), this.links.close(), this.http.close()]);
+    await Promise.all([this.gateController?.close(), this.control?.close(), this.links.close(), this.http.close(), ...[...this.replications.values()].map((r) => r.close())]);
     this.events.emit({ reason: 'MEMBER_STOPPED', text: `${this.self.name} stopped` });
+  }
+
+  /**
+   * Runs `fn` once everything chained before it for `module` is done (applies
+   * first): a position is persisted, and an acknowledgement sent, only once
+   * the data is durable. After a failed apply nothing more is acknowledged;
+   * the position is cleared so that the node is resynced when it restarts.
+   */
+  private afterApply(module: string, fn: () => void | Promise<void>): void {
+    const repl = this.replications.get(module);
+    const next = (this.replChains.get(module) ?? Promise.resolve()).then(async () => {
+      if (repl?.broken) return;
+      try {
+        await fn();
+      } catch (err) {
+        if (!repl) throw err;
+        repl.broken = (err as Error).message;
+        this.state.setModule(module, { epoch: this.driver.current.modules[module]?.secondary.epoch ?? 0, dataEpoch: 0, applied: 0 });
+        this.events.emit({ module, reason: 'REPLICATION_APPLY_FAILED', text: `${this.self.name} cannot apply changes of ${module} (${repl.broken}): it acknowledges nothing more and is out of sync until its agent restarts and resyncs`, level: 'error' });
+      }
+    });
+    this.replChains.set(module, next);
+  }
+
+  /** A record of a resync, from the current primary of a module this node is secondary of, at its epoch; anything else is dropped. */
+  private onResync(from: string, msg: ReplResyncMessage): void {
+    const repl = this.replications.get(msg.module);
+    const slot = this.driver.current.modules[msg.module];
+    if (!repl || !slot || slot.primary || slot.secondary.primary !== from || slot.secondary.epoch !== msg.epoch || !Buffer.isBuffer(msg.data)) {
+      this.log.debug({ module: msg.module, from, epoch: msg.epoch }, `dropped a resync record of ${msg.module} from ${from}: not from this node's primary at its epoch`);
+      return;
+    }
+    this.afterApply(msg.module, () => repl.applyResync(msg.data));
+  }
+
+  /** `skyha barrier MODULE`: every change made before the call is durable on every in-sync secondary, or a clear failure. */
+  private async barrier(module: string, timeoutMs: number): Promise<ControlReply> {
+    const repl = this.replications.get(module);
+    if (!repl) return { ok: false, error: `${this.self.name} runs no mirror module named ${module}` };
+    if (!repl.isPrimary) return { ok: false, error: `${this.self.name} is not the primary of ${module}: a barrier is called on the primary` };
+    const deadline = this.clock.now() + timeoutMs;
+    const shipped = await Promise.race([repl.shipAll().then(() => true), new Promise<false>((resolve) => this.clock.setTimer(timeoutMs, () => resolve(false)))]);
+    if (!shipped) return { ok: false, error: `barrier of ${module} timed out after ${timeoutMs} ms: changes were still being read on ${this.self.name}` };
+    const id = `${this.self.name}-${++this.barrierSeq}`;
+    const result = await new Promise<{ ok: boolean; text: string }>((resolve) => {
+      this.barriers.set(id, resolve);
+      this.driver.input({ type: 'barrier', module, id, deadline });
+    });
+    this.barriers.delete(id);
+    return result.ok ? { ok: true, member: this.self.name, detail: result.text } : { ok: false, error: result.text };
   }
 
   holdsLease(module: string): boolean {

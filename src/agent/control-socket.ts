@@ -9,7 +9,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import type { AdminState } from '../logic/farm-pool.js';
 
-export type ControlRequest = { op: 'admin'; module: string; node: string; state: AdminState; by: string } | { op: 'whoami' };
+export type ControlRequest = { op: 'admin'; module: string; node: string; state: AdminState; by: string } | { op: 'barrier'; module: string; timeoutMs: number } | { op: 'whoami' };
 
 export type ControlReply = { ok: true; member: string; detail?: string } | { ok: false; error: string };
 
@@ -75,6 +75,11 @@ function parse(line: string): ControlRequest {
   }
   const r = req as Record<string, unknown>;
   if (r?.op === 'whoami') return { op: 'whoami' };
+  if (r?.op === 'barrier') {
+    if (typeof r.module !== 'string') throw new Error('barrier: expected a string "module"');
+    if (typeof r.timeoutMs !== 'number' || !(r.timeoutMs > 0) || r.timeoutMs > 600_000) throw new Error('barrier: expected "timeoutMs" between 1 and 600000');
+    return { op: 'barrier', module: r.module, timeoutMs: r.timeoutMs };
+  }
   if (r?.op === 'admin') {
     for (const k of ['module', 'node', 'by'] as const) if (typeof r[k] !== 'string') throw new Error(`admin: expected a string "${k}"`);
     if (r.state !== 'ready' && r.state !== 'drain' && r.state !== 'maint') throw new Error('admin: expected "state" to be ready, drain or maint');

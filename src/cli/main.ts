@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { EXIT_RUNTIME, EXIT_USAGE, isSkyhaError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
 import { registerAdminStates } from './commands/admin-state.js';
+import { registerBarrier } from './commands/barrier.js';
 import { registerInit } from './commands/init.js';
 import { registerAgent, registerWitness } from './commands/run-member.js';
 import { registerStatus } from './commands/status.js';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerWitness(program);
   registerStatus(program);
   registerAdminStates(program);
+  registerBarrier(program);
   for (const cmd of program.commands) cmd.exitOverride().helpOption('-h, --help', 'show help');
   return program;
 }

@@ -385,12 +385,12 @@ export class TlsLinks<M> implements Transport<M> {
     this.handler = handler;
   }
 
-  /** Best-effort: drops (and counts) what cannot be written now. To self: delivered on the next turn of the event loop. */
-  send(to: string, message: M): void {
+  /** Best-effort: drops (and counts) what cannot be written now, and says whether it was written. To self: delivered on the next turn of the event loop. */
+  send(to: string, message: M): boolean {
     if (to === this.self) {
       if (this.closed) {
         this.counters.dropped.notConnected++;
-        return;
+        return false;
       }
       // A JSON copy, as the wire would make: the receiver never shares the sender's objects.
       const text = JSON.stringify(message);
@@ -400,14 +400,14 @@ export class TlsLinks<M> implements Transport<M> {
         this.deliver(this.self, copy as M);
       });
       this.localDeliveries.add(immediate);
-      return;
+      return true;
     }
     const p = this.outbounds.get(to);
     if (this.closed || !p || p.state !== 'connected' || !p.socket || !p.socket.writable) {
       this.counters.dropped.notConnected++;
       const why = !p ? `${to} is not a peer of ${this.self}` : this.closed ? 'the links are closed' : `no connection to ${to} (${p.state})`;
       this.rlog.log(p ? 'debug' : 'warn', LINK_REASONS.droppedNotConnected, { peer: to }, `dropped a message to ${to}: ${why}`, p ? `${LINK_REASONS.droppedNotConnected}:${to}` : LINK_REASONS.droppedNotConnected);
-      return;
+      return false;
     }
     let frame: Buffer;
     try {
@@ -416,16 +416,40 @@ export class TlsLinks<M> implements Transport<M> {
       if (!(err instanceof FrameTooLargeError)) throw err;
       this.counters.dropped.tooLarge++;
       this.rlog.log('warn', LINK_REASONS.droppedTooLarge, { peer: to, bytes: err.bytes, limit: err.limit }, `dropped a message to ${to}: ${err.message}`, `${LINK_REASONS.droppedTooLarge}:${to}`);
-      return;
+      return false;
     }
     if (p.socket.writableLength + frame.length > this.opts.maxPendingBytes) {
       this.counters.dropped.backpressure++;
       this.rlog.log('warn', LINK_REASONS.droppedBackpressure, { peer: to, pending: p.socket.writableLength, limit: this.opts.maxPendingBytes }, `dropped a message to ${to}: ${p.socket.writableLength} bytes already wait to be sent`, `${LINK_REASONS.droppedBackpressure}:${to}`);
-      return;
+      return false;
     }
     p.socket.write(frame);
     p.lastSentAt = now();
     this.counters.sent++;
+    return true;
+  }
+
+  /**
+   * Resolves true once fewer than `below` bytes wait in the connection to
+   * `to` (at once if so already), false if there is no connection: bulk
+   * senders (a resync) wait here instead of having messages dropped.
+   */
+  async whenWritable(to: string, below: number): Promise<boolean> {
+    for (;;) {
+      const p = this.outbounds.get(to);
+      const socket = p?.socket;
+      if (this.closed || !p || p.state !== 'connected' || !socket || !socket.writable) return false;
+      if (socket.writableLength < below) return true;
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          socket.off('drain', done);
+          socket.off('close', done);
+          resolve();
+        };
+        socket.once('drain', done);
+        socket.once('close', done);
+      });
+    }
   }
 
   peerStatus(): Record<string, PeerLinkStatus> {

@@ -60,7 +60,7 @@ const mirrorDb = (observer: string, dir: string, extra: Record<string, unknown> 
     kind: 'mirror',
     start: sampleAppCommand(),
     environment: { APP_PORT: String(APP_PORT), SKYHA_TEST_OBSERVER: observer },
-    directories: [join(dir, 'db-data')],
+    directories: [join(dir, '{node}', 'db-data')],
     stop_timeout: '2s',
     checkers: [{ kind: 'process' }],
     ...extra,

@@ -61,7 +61,7 @@ describe('restart policy with a crashing application', { skip }, () => {
         kind: 'mirror',
         start: sampleAppCommand(),
         environment: { APP_PORT: String(APP_PORT), SKYHA_TEST_OBSERVER: observer, APP_FAIL_AFTER_MS: '300', APP_FAIL_NODES: 'n1' },
-        directories: [join(dir, 'db')],
+        directories: [join(dir, '{node}', 'db')],
         // Whoever wins the first election, n1 gets db: n2 fails it back to its preferred node.
         preferred_node: 'n1',
         failback: 'automatic',
@@ -111,7 +111,7 @@ describe('three nodes and a witness, one slow and lossy link (30 % loss, 100 ms 
   before(async () => {
     c = await cluster({ nodes: ['n1', 'n2', 'n3'], witnesses: ['w'] }, (observer, dir) => ({
       // No preferred node: a failback would be a legitimate move, and this test wants none.
-      db: { kind: 'mirror', start: sampleAppCommand(), environment: { APP_PORT: String(APP_PORT), SKYHA_TEST_OBSERVER: observer }, directories: [join(dir, 'db')], stop_timeout: '1s' },
+      db: { kind: 'mirror', start: sampleAppCommand(), environment: { APP_PORT: String(APP_PORT), SKYHA_TEST_OBSERVER: observer }, directories: [join(dir, '{node}', 'db')], stop_timeout: '1s' },
     }));
   });
   after(() => c?.destroy());
@@ -147,7 +147,7 @@ describe('links refuse strangers and keep working', { skip }, () => {
   let c: Awaited<ReturnType<typeof cluster>>;
   before(async () => {
     c = await cluster({ nodes: ['n1', 'n2'], witnesses: ['w'] }, (observer, dir) => ({
-      db: { kind: 'mirror', start: sampleAppCommand(), environment: { APP_PORT: String(APP_PORT), SKYHA_TEST_OBSERVER: observer }, directories: [join(dir, 'db')], stop_timeout: '1s' },
+      db: { kind: 'mirror', start: sampleAppCommand(), environment: { APP_PORT: String(APP_PORT), SKYHA_TEST_OBSERVER: observer }, directories: [join(dir, '{node}', 'db')], stop_timeout: '1s' },
     }));
   });
   after(() => c?.destroy());

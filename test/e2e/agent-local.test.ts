@@ -35,7 +35,7 @@ describe('agent on loopback: two nodes and a witness', () => {
         kind: 'mirror',
         start: sampleAppCommand(),
         environment: { APP_PORT: String(APP_PORT), SKYHA_TEST_OBSERVER: observer },
-        directories: [join(dir, 'db-data')],
+        directories: [join(dir, '{node}', 'db-data')],
         stop_timeout: '2s',
         checkers: [{ kind: 'process' }],
       },
