@@ -33,19 +33,12 @@ import { HttpEndpoint } from './http-endpoint.js';
 import { MemberDriver } from './member-driver.js';
 import { MirrorModule } from './mirror-module.js';
 import { MirrorReplication } from './mirror-replication.js';
+import type { ReplResyncBeginMessage, ReplResyncMessage, ResyncMessage } from '../replication/resync-messages.js';
 import { StateFile } from './state-file.js';
 import { buildStatus, type MemberStatusReport } from './status.js';
 
-/** What travels on the links: the member machine's messages and the farm modules' reports. */
-/** A record of a resync in progress, outside the numbered change stream (the machine's `repl-snapshot` ends it). */
-export interface ReplResyncMessage {
-  type: 'repl-resync';
-  module: string;
-  epoch: number;
-  data: Buffer;
-}
-
-export type LinkMessage = MemberMessage | FarmMessage | ReplResyncMessage;
+/** What travels on the links: the member machine's messages, the farm modules' reports, and resyncs (outside the change stream). */
+export type LinkMessage = MemberMessage | FarmMessage | ResyncMessage;
 
 /** Bytes that may wait in a link before replication waits for it to drain (under the links' drop limit). */
 const REPLICATION_PENDING_BYTES = 4 * 1024 * 1024;
@@ -171,7 +164,8 @@ export class Agent {
     });
     this.links.onReceive((from, message) => {
       if (message.type === 'farm-report' || message.type === 'farm-admin') this.gateController?.onMessage(from, message);
-      else if (message.type === 'repl-resync') this.onResync(from, message);
+      else if (message.type === 'repl-resync' || message.type === 'repl-resync-begin') this.onResync(from, message);
+      else if (message.type === 'repl-resync-manifest') this.replications.get(message.module)?.onResyncManifest(from, message);
       else this.driver.input({ type: 'receive', from, message });
     });
     if (this.isNode) {
@@ -260,6 +254,7 @@ export class Agent {
         stateDir,
         log: this.log.child({ component: 'replication', module: m.name }),
         change: (data) => this.driver.input({ type: 'change', module: m.name, data }),
+        seq: () => this.driver.current.modules[m.name]?.primary?.seq,
         send: (to, message) => this.links.send(to, message),
         writable: (to) => this.links.whenWritable(to, REPLICATION_PENDING_BYTES),
         writableAll: async () => {
@@ -307,7 +302,11 @@ export class Agent {
         return;
       case 'start-app':
         this.emitReason(a.module, a.reason, { epoch: a.epoch });
-        this.replications.get(a.module)?.becomePrimary(a.epoch);
+        {
+          // The new primary's data continues where its data is now.
+          const sec = this.driver.current.modules[a.module]?.secondary;
+          void this.replications.get(a.module)?.becomePrimary(a.epoch, { epoch: sec?.dataEpoch ?? 0, seq: sec?.applied ?? 0 });
+        }
         this.mirrors.get(a.module)?.startApp(a.epoch, a.validUntil);
         return;
       case 'extend-app':
@@ -323,13 +322,14 @@ export class Agent {
         this.mirrors.get(a.module)?.leaseEnded(a.reason);
         return;
       case 'send-snapshot': {
-        // The whole tree first, as out-of-band records; then the position, on the same ordered link.
+        // Only what differs, as out-of-band records (resync-source.ts); then the position, on the same ordered link.
         const repl = this.replications.get(a.module);
         if (!repl) return;
         const { to, module, epoch, seq } = a;
-        void repl.sendTree(to, epoch).then(
+        void repl.resync(to, epoch, { epoch: a.dataEpoch, seq: a.applied }).then(
           (complete) => {
             if (complete) this.links.send(to, { type: 'repl-snapshot', module, epoch, seq, data: '' });
+            else if (complete === undefined) this.log.debug({ module, to }, `a resync of ${module} to ${to} is already under way`);
           },
           (err: Error) => this.log.error(`resync of ${module} to ${to} failed: ${err.message}`),
         );
@@ -337,13 +337,14 @@ export class Agent {
       }
       case 'apply': {
         const repl = this.replications.get(a.module);
-        const data = a.data;
-        if (repl) this.afterApply(a.module, () => repl.apply(typeof data === 'string' ? Buffer.from(data) : data).then(() => undefined));
+        const { data, dataEpoch, seq } = a;
+        if (repl) this.afterApply(a.module, () => repl.apply(typeof data === 'string' ? Buffer.from(data) : data, { epoch: dataEpoch, seq }).then(() => undefined));
         return;
       }
       case 'apply-snapshot': {
         const repl = this.replications.get(a.module);
-        if (repl) this.afterApply(a.module, () => repl.finishResync());
+        const at = { epoch: a.dataEpoch, seq: a.seq };
+        if (repl) this.afterApply(a.module, () => repl.finishResync(at));
         return;
       }
       case 'change-refused':
@@ -476,15 +477,16 @@ export class Agent {
     this.replChains.set(module, next);
   }
 
-  /** A record of a resync, from the current primary of a module this node is secondary of, at its epoch; anything else is dropped. */
-  private onResync(from: string, msg: ReplResyncMessage): void {
+  /** A resync's begin or record, from the current primary of a module this node is secondary of, at its epoch; anything else is dropped. */
+  private onResync(from: string, msg: ReplResyncMessage | ReplResyncBeginMessage): void {
     const repl = this.replications.get(msg.module);
     const slot = this.driver.current.modules[msg.module];
     if (!repl || !slot || slot.primary || slot.secondary.primary !== from || slot.secondary.epoch !== msg.epoch || !Buffer.isBuffer(msg.data)) {
-      this.log.debug({ module: msg.module, from, epoch: msg.epoch }, `dropped a resync record of ${msg.module} from ${from}: not from this node's primary at its epoch`);
+      this.log.debug({ module: msg.module, from, epoch: msg.epoch }, `dropped a ${msg.type} of ${msg.module} from ${from}: not from this node's primary at its epoch`);
       return;
     }
-    this.afterApply(msg.module, () => repl.applyResync(msg.data));
+    if (msg.type === 'repl-resync-begin') this.afterApply(msg.module, () => repl.resyncBegin(from, msg));
+    else this.afterApply(msg.module, () => repl.applyResync(msg.data));
   }
 
   /** `skyha barrier MODULE`: every change made before the call is durable on every in-sync secondary, or a clear failure. */
@@ -496,11 +498,18 @@ export class Agent {
     const shipped = await Promise.race([repl.shipAll().then(() => true), new Promise<false>((resolve) => this.clock.setTimer(timeoutMs, () => resolve(false)))]);
     if (!shipped) return { ok: false, error: `barrier of ${module} timed out after ${timeoutMs} ms: changes were still being read on ${this.self.name}` };
     const id = `${this.self.name}-${++this.barrierSeq}`;
+    // The history (the secondaries' dirty set) is made durable meanwhile: what a barrier acknowledges survives a power loss here too.
+    const historySynced = repl.history.sync().then(
+      () => undefined,
+      (err: Error) => err.message,
+    );
     const result = await new Promise<{ ok: boolean; text: string }>((resolve) => {
       this.barriers.set(id, resolve);
       this.driver.input({ type: 'barrier', module, id, deadline });
     });
     this.barriers.delete(id);
+    const historyError = await historySynced;
+    if (result.ok && historyError) return { ok: false, error: `barrier of ${module}: the history of ${this.self.name} could not be made durable: ${historyError}` };
     return result.ok ? { ok: true, member: this.self.name, detail: result.text } : { ok: false, error: result.text };
   }
 

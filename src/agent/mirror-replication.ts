@@ -7,27 +7,46 @@
  *   the application without waiting for watches; what a secondary's own
  *   applier wrote is dropped from the dirty set when the node becomes
  *   primary of a new epoch (flush, then clear).
+ * - Every change is written to the module's history (history.ts) with its
+ *   position before it can be acknowledged: as primary before the record
+ *   reaches the machine, as secondary before it is applied. The history is
+ *   the persistent dirty set that resyncs read.
  * - Primary: dirty paths are read (path-reader.ts) and each record is fed
  *   to the machine as a `change`; the machine numbers, ships and tracks
  *   them. A barrier first flushes capture and ships everything dirty, then
- *   asks the machine. A secondary that needs a snapshot gets the whole tree
- *   as `repl-resync` records, then the machine's `repl-snapshot` position.
+ *   asks the machine. A secondary that cannot resume gets a resync
+ *   (resync-source.ts), then the machine's `repl-snapshot` position.
  * - Secondary: records are applied one at a time (applier.ts); the machine's
  *   acknowledgement and the persisted position wait for the apply (the
- *   agent chains them). After a resync, what the primary did not send is
- *   deleted.
+ *   agent chains them). A resync's records go through resync-target.ts,
+ *   which sets aside what would overwrite this node's own changes.
+ * - Watermarks: while primary, about once a second, once everything
+ *   captured is in the history and synced, the history notes the time.
+ *   After an unclean stop of a node whose data continues its own primary
+ *   epoch, paths whose ctime is past the last watermark are suspects: the
+ *   watcher's events for them died with the agent.
  */
-import { cpSync, mkdirSync, readdirSync, renameSync, rmSync, type Dirent } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { lstatSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { MirrorModuleConfig } from '../config/model.js';
 import type { Logger } from '../observe/log.js';
 import { Applier } from '../replication/applier.js';
 import { ChangeCapture } from '../replication/change-capture.js';
+import { History, pathKey, type Position } from '../replication/history.js';
 import { readPath } from '../replication/path-reader.js';
 import { decodeRecord, encodeRecord, STAGING_DIR, type ChangeRecord } from '../replication/record.js';
+import type { ReplResyncBeginMessage, ReplResyncManifestMessage, ResyncMessage } from '../replication/resync-messages.js';
+import { ResyncSource, type ResyncOutcome } from '../replication/resync-source.js';
+import { ResyncTarget } from '../replication/resync-target.js';
+import { walkTree } from '../replication/tree.js';
 
 /** Block data per record: well under the links' frame limit. */
 const MAX_RECORD_BYTES = 1024 * 1024;
+/** How often a primary notes a watermark while changes come, and at least how often when idle. */
+const MARK_EVERY_MS = 1000;
+const MARK_IDLE_MS = 30_000;
+/** ctime comes from the kernel's coarse clock, and wall clocks get nudged: a watermark is kept this far back. */
+const MARK_MARGIN_MS = 1000;
 
 export interface MirrorReplicationDeps {
   readonly module: MirrorModuleConfig;
@@ -38,8 +57,10 @@ export interface MirrorReplicationDeps {
   readonly log: Logger;
   /** A captured change, for the member machine. */
   change(data: Buffer): void;
-  /** Out-of-band messages (resync records) to a secondary; false if dropped. */
-  send(to: string, message: { type: 'repl-resync'; module: string; epoch: number; data: Buffer }): boolean;
+  /** The primary machine's last seq (undefined: not primary). */
+  seq(): number | undefined;
+  /** Out-of-band messages (a resync) to a node; false if dropped. */
+  send(to: string, message: ResyncMessage): boolean;
   /** Resolves when the link to `to` can take more (false: no link). */
   writable(to: string): Promise<boolean>;
   /** Resolves when the links to every other node of the module can take more (changes are not dropped for a full buffer). */
@@ -47,16 +68,40 @@ export interface MirrorReplicationDeps {
   emit(reason: string, text: string, level?: 'warn' | 'error'): void;
 }
 
+export interface ReplicationReport {
+  /** Where this node's data is in the module's history. */
+  position: { epoch: number; seq: number };
+  watchedDirectories: number;
+  overflows: number;
+  /** Paths captured and not yet shipped (primary). */
+  pending: number;
+  shippedRecords: number;
+  appliedRecords: number;
+  /** Paths found changed after an unclean stop, compared at the next resync. */
+  suspects: number;
+  resyncsSent: { count: number; records: number; bytes: number; running: string[]; last?: ResyncOutcome & { to: string; agoMs: number } };
+  resyncsReceived: { count: number; records: number; bytes: number; conflicts: number; last?: { agoMs: number; records: number; bytes: number; conflicts: number; full: boolean; folder?: string } };
+  broken?: string;
+}
+
 export class MirrorReplication {
   readonly capture: ChangeCapture;
+  readonly history: History;
   private readonly applier: Applier;
+  private readonly source: ResyncSource;
+  private readonly target: ResyncTarget;
   /** Epoch under which this node is primary, or undefined. */
   private primaryEpoch: number | undefined;
   /** What the secondaries have of each file: block hashes, keyed `root\0path`. */
   private readonly hashes = new Map<string, Buffer>();
   private pumping: Promise<void> | undefined;
-  /** Paths a resync in progress wrote on this secondary. */
-  private resyncSeen: Set<string> | undefined;
+  /** Paths are read one at a time: the change stream and resyncs agree on what was sent (resync-source.ts). */
+  private reading: Promise<unknown> = Promise.resolve();
+  private markTimer: NodeJS.Timeout | undefined;
+  private marking = false;
+  private lastMarkAt = 0;
+  private appendedSinceMark = false;
+  suspects = 0;
   /** An apply failed: nothing more is acknowledged until the agent restarts (a resync then). */
   broken: string | undefined;
   shippedRecords = 0;
@@ -64,6 +109,7 @@ export class MirrorReplication {
 
   constructor(private readonly d: MirrorReplicationDeps) {
     this.applier = new Applier({ roots: d.roots, journalPath: join(d.stateDir, 'journal') });
+    this.history = new History({ path: join(d.stateDir, 'history') });
     this.capture = new ChangeCapture({
       roots: d.roots,
       sentinelDir: join(d.stateDir, 'sentinel'),
@@ -72,41 +118,131 @@ export class MirrorReplication {
       onError: (message) => d.log.error(`change watcher of ${d.module.name}: ${message}`),
       onExit: (why) => d.emit('REPLICATION_WATCH_EXITED', `${why}; changes of ${d.module.name} are no longer captured`, 'error'),
     });
+    this.source = new ResyncSource({
+      module: d.module.name,
+      roots: d.roots,
+      history: this.history,
+      maxRecordBytes: MAX_RECORD_BYTES,
+      log: d.log,
+      send: d.send,
+      writable: d.writable,
+      exclusive: (fn) => this.exclusive(fn),
+      streamHashes: this.hashes,
+      recapture: (root, path) => this.capture.mark(root, path),
+      emit: d.emit,
+    });
+    this.target = new ResyncTarget({
+      module: d.module.name,
+      roots: d.roots,
+      history: this.history,
+      stateDir: d.stateDir,
+      send: (message) => (this.resyncFrom ? d.send(this.resyncFrom, message) : false),
+      writable: () => (this.resyncFrom ? d.writable(this.resyncFrom) : Promise.resolve(false)),
+      emit: d.emit,
+    });
   }
 
-  /** Replays an interrupted patch, empties the staging areas, and starts capture. */
+  /** The primary whose resync this node answers. */
+  private resyncFrom: string | undefined;
+
+  /**
+   * Replays an interrupted patch, empties the staging areas, finds what
+   * changed unrecorded before an unclean stop, and starts capture.
+   */
   async start(): Promise<void> {
     const replayed = await this.applier.recover();
     if (replayed) this.d.emit('REPLICATION_JOURNAL_REPLAYED', `replayed an interrupted change of ${this.d.module.name} from the intent journal`);
     for (const r of this.d.roots) rmSync(join(r, STAGING_DIR), { recursive: true, force: true });
+    this.findSuspects();
     await this.capture.start();
+    this.markTimer = setInterval(() => void this.markNow(), MARK_EVERY_MS);
+    this.markTimer.unref();
   }
 
-  close(): Promise<void> {
-    return this.capture.close();
+  /**
+   * Data that continues this node's own primary epoch may hold writes the
+   * agent never recorded (captured but not yet read when it died, or made
+   * after it stopped). Their ctime is past the last watermark.
+   */
+  private findSuspects(): void {
+    if (!this.history.continuesOwnEpoch) return;
+    const since = this.history.lastMark ?? -Infinity;
+    const found: string[] = [];
+    for (let root = 0; root < this.d.roots.length; root++) {
+      for (const path of walkTree(this.d.roots[root]!)) {
+        try {
+          if (lstatSync(path === '' ? this.d.roots[root]! : join(this.d.roots[root]!, path)).ctimeMs > since) found.push(pathKey(root, path));
+        } catch {
+          // gone since the listing
+        }
+      }
+    }
+    this.history.suspect(found);
+    this.suspects = found.length;
+    if (found.length > 0) {
+      this.d.emit('REPLICATION_SUSPECTS', `${found.length} path(s) of ${this.d.module.name} changed after the last watermark of this node's history (an unclean stop): they are compared with the primary's at the next resync, and kept aside where they differ`, 'warn');
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.markTimer);
+    this.source.abortAll();
+    if (this.primaryEpoch !== undefined) await this.markNow(2000);
+    await this.capture.close();
+    await this.history.sync().catch(() => undefined);
+    this.history.close();
+  }
+
+  /** Notes a watermark once everything captured before now is in the history and durable. */
+  private async markNow(flushTimeoutMs = 1000): Promise<void> {
+    if (this.primaryEpoch === undefined || this.marking) return;
+    const now = Date.now();
+    if (!this.appendedSinceMark && now - this.lastMarkAt < MARK_IDLE_MS) return;
+    this.marking = true;
+    try {
+      const shipped = await Promise.race([this.shipAll().then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), flushTimeoutMs).unref())]);
+      if (!shipped) return;
+      await this.history.sync();
+      this.appendedSinceMark = false;
+      this.history.mark(now - MARK_MARGIN_MS);
+      this.lastMarkAt = now;
+    } catch (err) {
+      this.d.log.warn(`cannot note a watermark in the history of ${this.d.module.name}: ${(err as Error).message}`);
+    } finally {
+      this.marking = false;
+    }
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.reading.then(fn, fn);
+    this.reading = run.catch(() => undefined);
+    return run;
   }
 
   // ---- primary ----
 
-  /** This node is primary under `epoch` (the application is about to start). */
-  async becomePrimary(epoch: number): Promise<void> {
+  /** This node is primary under `epoch` (the application is about to start); its data is at `from`. */
+  async becomePrimary(epoch: number, from: Position): Promise<void> {
     if (this.primaryEpoch === epoch) return;
+    this.history.start(epoch, from);
     // What the applier wrote as a secondary is not a change to ship.
     await this.capture.flush().catch(() => undefined);
     this.capture.take();
     this.hashes.clear();
     this.primaryEpoch = epoch;
+    this.lastMarkAt = 0;
   }
 
   stopPrimary(): void {
     this.primaryEpoch = undefined;
+    this.source.abortAll();
   }
 
   get isPrimary(): boolean {
     return this.primaryEpoch !== undefined;
   }
 
-  /** Every change made before the call has been handed to the machine. */
+  /** Every change made before the call has been handed to the machine (and written to the history). */
   async shipAll(): Promise<void> {
     await this.capture.flush();
     while (this.capture.pending > 0 || this.pumping) {
@@ -127,130 +263,111 @@ export class MirrorReplication {
     while (this.primaryEpoch !== undefined) {
       const [next] = this.capture.take(1);
       if (!next) return;
-      const key = `${next.root}\0${next.path}`;
-      try {
-        const gen = readPath({ roots: this.d.roots, maxRecordBytes: MAX_RECORD_BYTES }, next.root, next.path, this.hashes.get(key));
-        for (;;) {
-          const step = await gen.next();
-          if (step.done) {
-            if (step.value.hashes) this.hashes.set(key, step.value.hashes);
-            else this.hashes.delete(key);
-            if (step.value.changedWhileReading) this.capture.mark(next.root, next.path);
-            break;
-          }
-          this.shippedRecords++;
-          this.d.change(encodeRecord(step.value));
-          await this.d.writableAll();
+      const ok = await this.exclusive(() => this.ship(next.root, next.path));
+      if (!ok) return;
+    }
+  }
+
+  /** Reads one dirty path and feeds its records to the machine; false if it must wait (unreadable now). */
+  private async ship(root: number, path: string): Promise<boolean> {
+    const key = pathKey(root, path);
+    const epoch = this.primaryEpoch;
+    try {
+      const gen = readPath({ roots: this.d.roots, maxRecordBytes: MAX_RECORD_BYTES }, root, path, this.hashes.get(key));
+      for (;;) {
+        const step = await gen.next();
+        if (step.done) {
+          if (step.value.hashes) this.hashes.set(key, step.value.hashes);
+          else this.hashes.delete(key);
+          if (step.value.changedWhileReading) this.capture.mark(root, path);
+          return true;
         }
-      } catch (err) {
-        // Unreadable now (permissions, a race with a delete): read it again later.
-        this.d.log.warn(`cannot read ${next.path || '.'} under ${this.d.roots[next.root]} of ${this.d.module.name}: ${(err as Error).message}`);
-        this.capture.mark(next.root, next.path);
-        return;
+        const seq = this.d.seq();
+        if (seq === undefined || epoch === undefined || this.primaryEpoch !== epoch) {
+          await gen.return({ changedWhileReading: false });
+          return false;
+        }
+        const record = step.value;
+        // In the history before the machine can ship it: a change is dirty for every secondary before anyone acknowledges it.
+        this.history.change({ epoch, seq: seq + 1 }, root, path, record.kind === 'file' && !record.staged ? record.blocks.map((b) => b.index) : undefined);
+        this.appendedSinceMark = true;
+        this.shippedRecords++;
+        this.d.change(encodeRecord(record));
+        await this.d.writableAll();
       }
+    } catch (err) {
+      // Unreadable now (permissions, a race with a delete): read it again later.
+      this.d.log.warn(`cannot read ${path || '.'} under ${this.d.roots[root]} of ${this.d.module.name}: ${(err as Error).message}`);
+      this.capture.mark(root, path);
+      return false;
     }
   }
 
   /**
-   * Sends the whole tree to a secondary that cannot resume; resolves true
-   * when every record was written to the link (its `repl-snapshot` position
-   * may follow), false if the link went away (the secondary says hello
-   * again when it comes back, and gets a new resync).
+   * Resyncs a secondary whose data is at `theirs` (see resync-source.ts);
+   * resolves true when every record is on the link (the machine's
+   * `repl-snapshot` position may follow), false if it stopped (the
+   * secondary says hello again and gets a new one), undefined if one to the
+   * same node is already under way.
    */
-  async sendTree(to: string, epoch: number): Promise<boolean> {
-    let sent = 0;
-    for (let root = 0; root < this.d.roots.length; root++) {
-      for (const path of walk(this.d.roots[root]!)) {
-        const gen = readPath({ roots: this.d.roots, maxRecordBytes: MAX_RECORD_BYTES }, root, path, undefined);
-        for (;;) {
-          const step = await gen.next();
-          if (step.done) break;
-          if (!(await this.d.writable(to)) || !this.d.send(to, { type: 'repl-resync', module: this.d.module.name, epoch, data: encodeRecord(step.value) })) {
-            await gen.return({ changedWhileReading: false });
-            this.d.emit('REPLICATION_RESYNC_ABORTED', `resync of ${this.d.module.name} to ${to} stopped after ${sent} records: the link is gone`, 'warn');
-            return false;
-          }
-          sent++;
-        }
-      }
-    }
-    this.d.emit('REPLICATION_RESYNC_SENT', `sent every path of ${this.d.module.name} to ${to} (${sent} records)`);
-    return true;
+  async resync(to: string, epoch: number, theirs: Position): Promise<boolean | undefined> {
+    if (this.source.isRunning(to)) return undefined;
+    const outcome = await this.source.run(to, epoch, theirs);
+    return outcome.complete && this.primaryEpoch === epoch;
+  }
+
+  onResyncManifest(from: string, msg: ReplResyncManifestMessage): void {
+    if (msg.epoch !== this.primaryEpoch) return;
+    this.source.onManifest(from, msg);
   }
 
   // ---- secondary ----
 
-  /** Applies one record durably (the acknowledgement waits for it). */
-  async apply(data: Uint8Array): Promise<ChangeRecord> {
-    const record = await this.applier.apply(data);
+  /** Applies one change at `at` durably (the acknowledgement waits for it). */
+  async apply(data: Uint8Array, at: Position): Promise<ChangeRecord> {
+    const record = decodeRecord(data, this.d.roots.length);
+    this.history.change(at, record.root, record.path, record.kind === 'file' && !record.staged ? record.blocks.map((b) => b.index) : undefined);
+    await this.applier.apply(data, record);
     this.appliedRecords++;
     return record;
+  }
+
+  /** The primary starts a resync of this node. */
+  resyncBegin(from: string, msg: ReplResyncBeginMessage): Promise<void> {
+    this.resyncFrom = from;
+    return this.target.begin(msg);
   }
 
   /** A record of a resync in progress. */
   async applyResync(data: Uint8Array): Promise<void> {
     const record = decodeRecord(data, this.d.roots.length);
-    this.resyncSeen ??= new Set();
-    this.resyncSeen.add(`${record.root}\0${record.path}`);
-    await this.applier.apply(data);
+    await this.target.beforeApply(record, data.length);
+    await this.applier.apply(data, record);
     this.appliedRecords++;
   }
 
-  /**
-   * The resync is complete: what the primary did not send does not exist
-   * there. It is not deleted but moved aside, into
-   * `<data_dir>/modules/<module>/conflicts/<time>/<directory index>/`, and
-   * reported: it may be a write this node made as a primary that nobody
-   * else saw. (Telling those from deletions made while this node was away
-   * needs the dirty sets' history; until then every such path is kept.)
-   */
-  async finishResync(): Promise<void> {
-    const seen = this.resyncSeen ?? new Set<string>();
-    this.resyncSeen = undefined;
-    const folder = join(this.d.stateDir, 'conflicts', new Date().toISOString().replace(/[:.]/g, '-'));
-    const moved: string[] = [];
-    for (let root = 0; root < this.d.roots.length; root++) {
-      const gone = new Set<string>();
-      for (const path of walk(this.d.roots[root]!)) {
-        if (path === '' || seen.has(`${root}\0${path}`)) continue;
-        // Under a directory already moved: it went with it.
-        if (path.split('/').some((_, i, parts) => i > 0 && gone.has(parts.slice(0, i).join('/')))) continue;
-        gone.add(path);
-        const to = join(folder, String(root), path);
-        mkdirSync(dirname(to), { recursive: true });
-        try {
-          renameSync(join(this.d.roots[root]!, path), to);
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-          cpSync(join(this.d.roots[root]!, path), to, { recursive: true, verbatimSymlinks: true });
-          rmSync(join(this.d.roots[root]!, path), { recursive: true, force: true });
-        }
-        moved.push(`${root}/${path}`);
-      }
-    }
-    if (moved.length > 0) {
-      this.d.emit('REPLICATION_RESYNC_CONFLICT', `the resync of ${this.d.module.name} found ${moved.length} path(s) here that the primary does not have (${moved.slice(0, 5).join(', ')}${moved.length > 5 ? ', …' : ''}): moved to ${folder}, not deleted`, 'warn');
-    }
+  /** The resync is complete: the data is the primary's at `at`. */
+  async finishResync(at: Position): Promise<void> {
+    this.target.finish(at);
+    this.suspects = 0;
+    await this.history.sync();
   }
-}
 
-/** Every path under a root ('' first, then parents before children), the staging area left out. */
-function walk(root: string): string[] {
-  const out: string[] = [''];
-  const visit = (dir: string, rel: string): void => {
-    let entries: Dirent[];
-    try {
-      entries = readdirSync(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      if (rel === '' && e.name === STAGING_DIR) continue;
-      const path = rel ? `${rel}/${e.name}` : e.name;
-      out.push(path);
-      if (e.isDirectory()) visit(join(dir, e.name), path);
-    }
-  };
-  visit(root, '');
-  return out;
+  report(): ReplicationReport {
+    const now = Date.now();
+    const sent = this.source.last;
+    const received = this.target.last;
+    return {
+      position: this.history.position,
+      watchedDirectories: this.capture.watchedDirectories,
+      overflows: this.capture.overflows,
+      pending: this.capture.pending,
+      shippedRecords: this.shippedRecords,
+      appliedRecords: this.appliedRecords,
+      suspects: this.suspects,
+      resyncsSent: { count: this.source.totals.resyncs, records: this.source.totals.records, bytes: this.source.totals.bytes, running: this.source.runningTo(), ...(sent ? { last: { ...sent, agoMs: now - sent.at } } : {}) },
+      resyncsReceived: { count: this.target.totals.resyncs, records: this.target.totals.records, bytes: this.target.totals.bytes, conflicts: this.target.totals.conflicts, ...(received ? { last: { ...received, agoMs: now - received.at } } : {}) },
+      ...(this.broken ? { broken: this.broken } : {}),
+    };
+  }
 }

@@ -11,6 +11,7 @@ import type { MemberStatus } from '../logic/membership.js';
 import { VERSION } from '../core/version.js';
 import type { SkyhaEvent } from '../observe/events.js';
 import type { Agent } from './agent.js';
+import type { ReplicationReport } from './mirror-replication.js';
 
 export interface CheckerReport {
   name: string;
@@ -35,6 +36,8 @@ export interface ModuleReport {
   app: { status: string; pid?: number; health: CheckerStatus };
   checkers: CheckerReport[];
   restarts: { inWindow: number; max: number; givenUp: boolean; lastFailure?: string };
+  /** Mirror: the replication on this node (history position, capture, resyncs). */
+  replication?: ReplicationReport;
   /** What /health/MODULE answers here. */
   health: { code: number; why: string };
   /** Farm, where this node runs the module's gate: its pool (the cluster's word) and its engine's view of each backend. */
@@ -113,6 +116,7 @@ export function buildStatus(agent: Agent): MemberStatusReport {
       checkers: checkers(mirror.app, now),
       restarts: restarts(mirror.policy, now),
       health: { code: h.code, why: h.why },
+      ...(agent.replications.get(name) ? { replication: agent.replications.get(name)!.report() } : {}),
     });
   }
   return {

@@ -96,7 +96,8 @@ export type MemberAction =
   | { type: 'stop-app'; module: string; reason: Reason }
   | { type: 'apply'; module: string; dataEpoch: number; seq: number; data: ReplicationData }
   | { type: 'apply-snapshot'; module: string; dataEpoch: number; seq: number; data: ReplicationData }
-  | { type: 'send-snapshot'; module: string; to: string; epoch: number; seq: number }
+  /** Resync `to` (its data at `dataEpoch`:`applied`), then send repl-snapshot at `seq`. */
+  | { type: 'send-snapshot'; module: string; to: string; epoch: number; seq: number; dataEpoch: number; applied: number }
   | { type: 'change-refused'; module: string; reason: Reason }
   | { type: 'barrier-done'; module: string; id: string; ok: boolean; reason: Reason }
   | { type: 'quorum'; module: string; epoch: number; grantedBy: readonly string[] }
@@ -501,7 +502,7 @@ function onPrimary(run: Run, module: string, a: ReplicationPrimaryAction): void 
       run.actions.push({ type: 'send', to: a.to, message: a.message });
       return;
     case 'send-snapshot':
-      run.actions.push({ type: 'send-snapshot', module, to: a.to, epoch: run.state.modules[module]!.primary!.epoch, seq: a.seq });
+      run.actions.push({ type: 'send-snapshot', module, to: a.to, epoch: run.state.modules[module]!.primary!.epoch, seq: a.seq, dataEpoch: a.dataEpoch, applied: a.applied });
       return;
     case 'propose-in-sync':
       run.actions.push({ type: 'event', module, reason: a.reason });

@@ -65,8 +65,11 @@ export type ReplicationPrimaryEvent =
 
 export type ReplicationPrimaryAction =
   | { type: 'send'; to: string; message: ReplicationMessage }
-  /** The driver builds the snapshot (whole data, or block-hash resync) and sends it as repl-snapshot at `seq`. */
-  | { type: 'send-snapshot'; to: string; seq: number }
+  /**
+   * The driver resyncs `to` (whose data is at `dataEpoch`:`applied`, as its hello said) and then sends
+   * repl-snapshot at `seq`.
+   */
+  | { type: 'send-snapshot'; to: string; seq: number; dataEpoch: number; applied: number }
   | { type: 'propose-in-sync'; inSync: readonly string[]; reason: Reason }
   | { type: 'barrier-done'; id: string; ok: boolean; reason: Reason }
   | { type: 'wake'; at: number };
@@ -168,7 +171,7 @@ function onMessage(out: Out, from: string, msg: ReplicationMessage, now: number)
       resend(out, from, now);
     } else {
       track(out, from, { connected: true, acked: -1, snapshotting: true, lastSentAt: now });
-      out.actions.push({ type: 'send-snapshot', to: from, seq: s.seq });
+      out.actions.push({ type: 'send-snapshot', to: from, seq: s.seq, dataEpoch: msg.dataEpoch, applied: msg.applied });
     }
   }
 }
@@ -181,7 +184,7 @@ function resend(out: Out, node: string, now: number): void {
   if (missing[0]!.seq !== t.acked + 1) {
     // The log no longer reaches back far enough: resync with a snapshot.
     track(out, node, { snapshotting: true, acked: -1, lastSentAt: now });
-    out.actions.push({ type: 'send-snapshot', to: node, seq: s.seq });
+    out.actions.push({ type: 'send-snapshot', to: node, seq: s.seq, dataEpoch: s.epoch, applied: t.acked });
     return;
   }
   for (const c of missing) out.actions.push({ type: 'send', to: node, message: { type: 'repl-change', module: s.module, epoch: s.epoch, seq: c.seq, data: c.data } });

@@ -54,9 +54,8 @@ export class Applier {
     return record;
   }
 
-  /** Decodes, checks and applies one record; durable when it resolves. */
-  async apply(bytes: Uint8Array): Promise<ChangeRecord> {
-    const record = decodeRecord(bytes, this.o.roots.length);
+  /** Decodes, checks and applies one record (`record`: already decoded from `bytes`); durable when it resolves. */
+  async apply(bytes: Uint8Array, record: ChangeRecord = decodeRecord(bytes, this.o.roots.length)): Promise<ChangeRecord> {
     try {
       switch (record.kind) {
         case 'delete':

@@ -15,11 +15,12 @@
  * block hashes, so only what really changed travels — never silence.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync, type Dirent } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SkyhaError } from '../core/errors.js';
 import { STAGING_DIR } from './record.js';
+import { walkTree } from './tree.js';
 
 export const WATCH_SCRIPT = fileURLToPath(new URL('../../../src/replication/watch.py', import.meta.url));
 
@@ -153,22 +154,7 @@ export class ChangeCapture {
     const root = this.o.roots.indexOf(absRoot);
     if (root < 0) return false;
     this.o.onOverflow?.(root);
-    const walk = (dir: string, rel: string): void => {
-      let entries: Dirent[];
-      try {
-        entries = readdirSync(dir, { withFileTypes: true });
-      } catch {
-        return;
-      }
-      for (const e of entries) {
-        if (rel === '' && e.name === STAGING_DIR) continue;
-        const path = rel ? `${rel}/${e.name}` : e.name;
-        this.mark(root, path);
-        if (e.isDirectory()) walk(join(dir, e.name), path);
-      }
-    };
-    this.mark(root, '');
-    walk(absRoot, '');
+    for (const path of walkTree(absRoot)) this.mark(root, path);
     return true;
   }
 

@@ -136,3 +136,45 @@ export async function* readPath(o: ReadOptions, root: number, path: string, prev
     await h.close();
   }
 }
+
+/**
+ * Yields a patch of only the blocks `indexes` of a file as it is now (those
+ * past its end are left out; the size and metadata travel too): for a
+ * resync whose history already says which blocks a secondary lacks, so the
+ * rest of the file is not even read. Anything but a regular file is read
+ * whole.
+ */
+export async function* readBlocks(o: ReadOptions, root: number, path: string, indexes: ReadonlySet<number>): AsyncGenerator<ChangeRecord, ReadOutcome> {
+  const abs = join(o.roots[root]!, path);
+  const st = await lstat(abs).catch(() => null);
+  if (!st?.isFile()) return yield* readPath(o, root, path, undefined);
+  const h = await open(abs, 'r');
+  try {
+    const before = await h.stat();
+    const size = before.size;
+    const meta = { mode: before.mode & 0o7777, uid: before.uid, gid: before.gid, mtimeMs: before.mtimeMs, size };
+    const wanted = [...indexes].filter((i) => i * BLOCK_SIZE < size).sort((a, b) => a - b);
+    const perRecord = Math.max(1, Math.floor(o.maxRecordBytes / BLOCK_SIZE));
+    let first = true;
+    for (let at = 0; at < wanted.length || first; at += perRecord) {
+      const blocks: Block[] = [];
+      for (const index of wanted.slice(at, at + perRecord)) {
+        const data = Buffer.allocUnsafe(Math.min(BLOCK_SIZE, size - index * BLOCK_SIZE));
+        let got = 0;
+        while (got < data.length) {
+          const { bytesRead } = await h.read(data, got, data.length - got, index * BLOCK_SIZE + got);
+          if (bytesRead === 0) break;
+          got += bytesRead;
+        }
+        if (got > 0) blocks.push({ index, data: data.subarray(0, got) });
+      }
+      const last = at + perRecord >= wanted.length;
+      yield { kind: 'file', root, path, ...meta, staged: false, first, last, blocks };
+      first = false;
+    }
+    const after = await h.stat();
+    return { changedWhileReading: after.size !== size || after.mtimeMs !== before.mtimeMs };
+  } finally {
+    await h.close();
+  }
+}
