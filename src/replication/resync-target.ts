@@ -14,7 +14,7 @@
  * reports them: a write nobody else saw is never overwritten or deleted
  * without a trace. Records that change nothing of its own apply as usual.
  */
-import { cpSync, lstatSync, mkdirSync, renameSync, rmSync, type Stats } from 'node:fs';
+import { cpSync, lstatSync, mkdirSync, readlinkSync, renameSync, rmSync, type Stats } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { History, Position } from './history.js';
@@ -122,7 +122,7 @@ export class ResyncTarget {
     } catch {
       return; // nothing here to lose
     }
-    if (!conflicts(record, st, own, ownBelow)) return;
+    if (!conflicts(record, abs, st, own, ownBelow)) return;
     if (record.path === '') return; // a replicated directory itself is never moved (its contents are records of their own)
     const to = join(r.folder, String(record.root), record.path);
     mkdirSync(dirname(to), { recursive: true });
@@ -159,14 +159,15 @@ export class ResyncTarget {
 }
 
 /** Would applying `record` lose what is at the path now (or under it)? */
-function conflicts(record: ChangeRecord, st: Stats, own: boolean, ownBelow: boolean): boolean {
+function conflicts(record: ChangeRecord, abs: string, st: Stats, own: boolean, ownBelow: boolean): boolean {
   switch (record.kind) {
     case 'delete':
       return true;
     case 'dir':
       return !st.isDirectory() && own;
     case 'symlink':
-      return st.isDirectory() ? ownBelow || own : own;
+      if (st.isDirectory()) return ownBelow || own;
+      return own && !(st.isSymbolicLink() && readlinkSync(abs) === record.target);
     case 'file':
       if (st.isDirectory()) return ownBelow || own;
       if (!own) return false;
