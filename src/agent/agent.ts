@@ -59,6 +59,8 @@ export class Agent {
   readonly farms = new Map<string, FarmModule>();
   readonly mirrors = new Map<string, MirrorModule>();
   readonly replications = new Map<string, MirrorReplication>();
+  private readonly pendingPositions = new Map<string, { epoch: number; dataEpoch: number; applied: number }>();
+  private positionTimer: NodeJS.Timeout | undefined;
   /** Per mirror module, what must happen after the last apply (its position, its acknowledgement), in order. */
   private readonly replChains = new Map<string, Promise<void>>();
   private readonly barriers = new Map<string, (r: { ok: boolean; text: string }) => void>();
@@ -291,14 +293,22 @@ export class Agent {
         // A secondary's acknowledgement says the change is durable: it waits for the apply before it.
         if (a.message.type === 'repl-ack') {
           const { to, message } = a;
-          this.afterApply(message.module, () => void this.links.send(to, message));
+          const repl = this.replications.get(message.module);
+          // After the apply and its history entry are durable; the next apply does not wait for the sync
+          // (concurrent syncs share one fdatasync, and acknowledgements are cumulative).
+          this.afterApply(message.module, () => {
+            void (repl ? repl.history.sync() : Promise.resolve()).then(
+              () => this.links.send(to, message),
+              (err: Error) => this.log.error(`cannot make the history of ${message.module} durable: ${err.message}; not acknowledging`),
+            );
+          });
         } else this.links.send(a.to, a.message);
         return;
       case 'persist-voter':
         this.state.setVoter(a.disk);
         return;
       case 'persist-module':
-        this.afterApply(a.module, () => this.state.setModule(a.module, { epoch: a.epoch, dataEpoch: a.dataEpoch, applied: a.applied }));
+        this.afterApply(a.module, () => this.persistModule(a.module, { epoch: a.epoch, dataEpoch: a.dataEpoch, applied: a.applied }));
         return;
       case 'start-app':
         this.emitReason(a.module, a.reason, { epoch: a.epoch });
@@ -451,8 +461,37 @@ export class Agent {
     if (timedOut) this.events.emit({ reason: 'MEMBER_STOP_DEADLINE', text: `${this.self.name} did not stop cleanly within ${deadline} ms; exiting, keepers hold the lease deadlines`, level: 'warn' });
     for (const m of [...this.farms.values(), ...this.mirrors.values()]) m.app.detach();
     this.driver.stop();
+    await Promise.all([...this.replChains.values()].map((c) => c.catch(() => undefined)));
+    this.flushPositions();
     await Promise.all([this.gateController?.close(), this.control?.close(), this.links.close(), this.http.close(), ...[...this.replications.values()].map((r) => r.close())]);
     this.events.emit({ reason: 'MEMBER_STOPPED', text: `${this.self.name} stopped` });
+  }
+
+  /**
+   * A module's position in the state file. A new epoch or data epoch is
+   * written at once (votes and promotions rest on it); a mere advance of
+   * `applied` at most once a second: the data and the history hold the
+   * truth, and a position found older after a crash only makes the primary
+   * send again changes that apply the same way twice.
+   */
+  private persistModule(module: string, position: { epoch: number; dataEpoch: number; applied: number }): void {
+    const old = this.state.module(module);
+    this.pendingPositions.set(module, position);
+    if (!old || old.epoch !== position.epoch || old.dataEpoch !== position.dataEpoch || position.applied < old.applied) {
+      this.flushPositions();
+      return;
+    }
+    if (!this.positionTimer) {
+      this.positionTimer = setTimeout(() => this.flushPositions(), 1000);
+      this.positionTimer.unref();
+    }
+  }
+
+  private flushPositions(): void {
+    clearTimeout(this.positionTimer);
+    this.positionTimer = undefined;
+    for (const [module, position] of this.pendingPositions) this.state.setModule(module, position);
+    this.pendingPositions.clear();
   }
 
   /**
@@ -470,6 +509,7 @@ export class Agent {
       } catch (err) {
         if (!repl) throw err;
         repl.broken = (err as Error).message;
+        this.pendingPositions.delete(module);
         this.state.setModule(module, { epoch: this.driver.current.modules[module]?.secondary.epoch ?? 0, dataEpoch: 0, applied: 0 });
         this.events.emit({ module, reason: 'REPLICATION_APPLY_FAILED', text: `${this.self.name} cannot apply changes of ${module} (${repl.broken}): it acknowledges nothing more and is out of sync until its agent restarts and resyncs`, level: 'error' });
       }

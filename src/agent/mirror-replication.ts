@@ -26,7 +26,7 @@
  *   epoch, paths whose ctime is past the last watermark are suspects: the
  *   watcher's events for them died with the agent.
  */
-import { lstatSync, rmSync } from 'node:fs';
+import { lstatSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MirrorModuleConfig } from '../config/model.js';
 import type { Logger } from '../observe/log.js';
@@ -152,7 +152,8 @@ export class MirrorReplication {
   async start(): Promise<void> {
     const replayed = await this.applier.recover();
     if (replayed) this.d.emit('REPLICATION_JOURNAL_REPLAYED', `replayed an interrupted change of ${this.d.module.name} from the intent journal`);
-    for (const r of this.d.roots) rmSync(join(r, STAGING_DIR), { recursive: true, force: true });
+    // A staging file carries a big file's parts across a restart (the next part continues it); one a day old is left over.
+    for (const r of this.d.roots) pruneStaging(join(r, STAGING_DIR), 24 * 3600 * 1000);
     this.findSuspects();
     await this.capture.start();
     this.markTimer = setInterval(() => void this.markNow(), MARK_EVERY_MS);
@@ -323,11 +324,12 @@ export class MirrorReplication {
 
   // ---- secondary ----
 
-  /** Applies one change at `at` durably (the acknowledgement waits for it). */
+  /** Applies one change at `at` durably; its history entry is made durable by `history.sync()` before it is acknowledged. */
   async apply(data: Uint8Array, at: Position): Promise<ChangeRecord> {
     const record = decodeRecord(data, this.d.roots.length);
-    this.history.change(at, record.root, record.path, record.kind === 'file' && !record.staged ? record.blocks.map((b) => b.index) : undefined);
     await this.applier.apply(data, record);
+    // After the apply: an entry says the data has the change (the acknowledgement waits for the history's sync).
+    this.history.change(at, record.root, record.path, record.kind === 'file' && !record.staged ? record.blocks.map((b) => b.index) : undefined);
     this.appliedRecords++;
     return record;
   }
@@ -369,5 +371,22 @@ export class MirrorReplication {
       resyncsReceived: { count: this.target.totals.resyncs, records: this.target.totals.records, bytes: this.target.totals.bytes, conflicts: this.target.totals.conflicts, ...(received ? { last: { ...received, agoMs: now - received.at } } : {}) },
       ...(this.broken ? { broken: this.broken } : {}),
     };
+  }
+}
+
+function pruneStaging(dir: string, olderThanMs: number): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  const limit = Date.now() - olderThanMs;
+  for (const n of names) {
+    try {
+      if (lstatSync(join(dir, n)).mtimeMs < limit) rmSync(join(dir, n), { force: true, recursive: true });
+    } catch {
+      // gone meanwhile
+    }
   }
 }

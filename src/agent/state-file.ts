@@ -78,6 +78,11 @@ export class StateFile {
     this.write();
   }
 
+  /** A module's position as last written. */
+  module(module: string): { epoch: number; dataEpoch: number; applied: number } | undefined {
+    return this.disk.modules[module];
+  }
+
   setModule(module: string, position: { epoch: number; dataEpoch: number; applied: number }): void {
     const old = this.disk.modules[module];
     if (old && old.epoch === position.epoch && old.dataEpoch === position.dataEpoch && old.applied === position.applied) return;

@@ -112,6 +112,8 @@ export interface LinkStats {
   connects: number;
   /** Of those, the ones that replaced an earlier outbound connection to the same peer. */
   reconnects: number;
+  /** Bytes of message frames written to each peer (before TLS): what replication and resyncs cost on the wire. */
+  bytesSentTo: Record<string, number>;
 }
 
 /** Reason codes of the link's log lines. */
@@ -253,6 +255,7 @@ export class TlsLinks<M> implements Transport<M> {
     refused: { handshakeFailed: 0, unauthenticated: 0, wrongCluster: 0, impersonation: 0, misaddressed: 0, malformed: 0, overLimit: 0 },
     connects: 0,
     reconnects: 0,
+    bytesSentTo: {},
   };
 
   constructor(options: TlsLinksOptions<M>) {
@@ -426,6 +429,7 @@ export class TlsLinks<M> implements Transport<M> {
     p.socket.write(frame);
     p.lastSentAt = now();
     this.counters.sent++;
+    this.counters.bytesSentTo[to] = (this.counters.bytesSentTo[to] ?? 0) + frame.length;
     return true;
   }
 
@@ -464,7 +468,7 @@ export class TlsLinks<M> implements Transport<M> {
   /** A copy of the counters. */
   stats(): LinkStats {
     const c = this.counters;
-    return { ...c, dropped: { ...c.dropped }, refused: { ...c.refused } };
+    return { ...c, dropped: { ...c.dropped }, refused: { ...c.refused }, bytesSentTo: { ...c.bytesSentTo } };
   }
 
   /**

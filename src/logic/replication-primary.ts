@@ -27,6 +27,12 @@ export interface SecondaryTrack {
   connected: boolean;
   /** Highest seq it made durable (contiguous) in this epoch; -1 before its hello. */
   acked: number;
+  /**
+   * Highest seq sent in order on the current connection (changes are pipelined: a change goes out at once
+   * when everything before it was sent, without waiting for acknowledgements); -1 when unknown.
+   */
+  sent?: number;
+  /** When the unacknowledged range last made progress (an advancing ack) or was (re)sent: retransmission counts from here. */
   lastSentAt: number;
   /** Waiting for a snapshot to be acknowledged. */
   snapshotting: boolean;
@@ -105,9 +111,10 @@ export function stepReplicationPrimary(state: ReplicationPrimaryState, event: Re
       while (log.length > 1 && (log.length > s().timings.maxLog || logBytes > maxBytes)) logBytes -= log.shift()!.data.length;
       out.state = { ...s(), seq, log, logBytes };
       for (const [n, t] of Object.entries(s().secondaries)) {
-        if (t.connected && !t.snapshotting && t.acked === seq - 1) {
+        if (t.connected && !t.snapshotting && t.acked >= 0 && (t.sent ?? t.acked) === seq - 1) {
           out.actions.push({ type: 'send', to: n, message: { type: 'repl-change', module: s().module, epoch: s().epoch, seq, data: event.data } });
-          track(out, n, { lastSentAt: now });
+          // An idle secondary starts its retransmission clock now; a busy one keeps it running from its last progress.
+          track(out, n, { sent: seq, ...(t.acked === seq - 1 ? { lastSentAt: now } : {}) });
         }
       }
       break;
@@ -118,7 +125,7 @@ export function stepReplicationPrimary(state: ReplicationPrimaryState, event: Re
     case 'peer': {
       const t = s().secondaries[event.node];
       if (!t) break;
-      if (event.status === 'dead') track(out, event.node, { connected: false });
+      if (event.status === 'dead') track(out, event.node, { connected: false, sent: -1 });
       break;
     }
     case 'barrier':
@@ -159,18 +166,18 @@ function onMessage(out: Out, from: string, msg: ReplicationMessage, now: number)
   if (msg.type === 'repl-ack') {
     const acked = Math.max(t.acked, Math.min(msg.seq, s.seq));
     // An ack is a true statement about this epoch's history, so it counts even mid-snapshot;
-    // housekeeping ends the snapshot once the secondary acknowledged anything.
-    track(out, from, { acked, connected: true });
+    // housekeeping ends the snapshot once the secondary acknowledged anything. An advancing ack is progress.
+    track(out, from, { acked, connected: true, sent: Math.max(t.sent ?? -1, acked), ...(acked > t.acked ? { lastSentAt: now } : {}) });
     // Behind: resend, but at most once per retransmit interval (a burst of duplicate acks must not multiply traffic).
-    if (acked < out.state.seq && now - t.lastSentAt >= s.timings.retransmitInterval) resend(out, from, now);
+    if (acked < out.state.seq && now - out.state.secondaries[from]!.lastSentAt >= s.timings.retransmitInterval) resend(out, from, now);
   } else if (msg.type === 'repl-hello') {
     const first = s.log[0]?.seq ?? s.seq + 1;
     const canResume = msg.dataEpoch === s.epoch && msg.applied <= s.seq && msg.applied + 1 >= first;
     if (canResume) {
-      track(out, from, { connected: true, acked: msg.applied, snapshotting: false });
+      track(out, from, { connected: true, acked: msg.applied, sent: msg.applied, snapshotting: false });
       resend(out, from, now);
     } else {
-      track(out, from, { connected: true, acked: -1, snapshotting: true, lastSentAt: now });
+      track(out, from, { connected: true, acked: -1, sent: -1, snapshotting: true, lastSentAt: now });
       out.actions.push({ type: 'send-snapshot', to: from, seq: s.seq, dataEpoch: msg.dataEpoch, applied: msg.applied });
     }
   }
@@ -183,19 +190,23 @@ function resend(out: Out, node: string, now: number): void {
   if (missing.length === 0) return;
   if (missing[0]!.seq !== t.acked + 1) {
     // The log no longer reaches back far enough: resync with a snapshot.
-    track(out, node, { snapshotting: true, acked: -1, lastSentAt: now });
+    track(out, node, { snapshotting: true, acked: -1, sent: -1, lastSentAt: now });
     out.actions.push({ type: 'send-snapshot', to: node, seq: s.seq, dataEpoch: s.epoch, applied: t.acked });
     return;
   }
   for (const c of missing) out.actions.push({ type: 'send', to: node, message: { type: 'repl-change', module: s.module, epoch: s.epoch, seq: c.seq, data: c.data } });
-  track(out, node, { lastSentAt: now });
+  track(out, node, { lastSentAt: now, sent: s.seq });
 }
 
 function housekeeping(out: Out, now: number): void {
   const s = out.state;
   // Snapshot done: acknowledged up to (at least) the snapshot's seq.
   for (const [n, t] of Object.entries(s.secondaries)) {
-    if (t.snapshotting && t.acked >= 0) track(out, n, { snapshotting: false });
+    if (t.snapshotting && t.acked >= 0) {
+      // What changed during the snapshot follows at once.
+      track(out, n, { snapshotting: false, sent: t.acked });
+      resend(out, n, now);
+    }
   }
   // Retransmit to connected secondaries that are behind.
   for (const [n, t] of Object.entries(out.state.secondaries)) {

@@ -151,6 +151,7 @@ export class Applier {
     try {
       await writeBlocks(h, r);
       if (r.last) await finish(h, r);
+      // Each part is durable before it is acknowledged: after a restart the next part continues the staging file.
       await h.sync();
     } finally {
       await h.close();
@@ -205,13 +206,19 @@ export class Applier {
   }
 }
 
+/** Writes the record's blocks, contiguous runs in one write each (a staged part is one run). */
 async function writeBlocks(h: FileHandle, r: FileRecord): Promise<void> {
-  for (const b of r.blocks) {
+  for (let i = 0; i < r.blocks.length; ) {
+    let j = i + 1;
+    while (j < r.blocks.length && r.blocks[j]!.index === r.blocks[j - 1]!.index + 1 && r.blocks[j - 1]!.data.length === BLOCK_SIZE) j++;
+    const run = r.blocks.slice(i, j);
+    const data = run.length === 1 ? run[0]!.data : Buffer.concat(run.map((b) => b.data));
     let done = 0;
-    while (done < b.data.length) {
-      const { bytesWritten } = await h.write(b.data, done, b.data.length - done, b.index * BLOCK_SIZE + done);
+    while (done < data.length) {
+      const { bytesWritten } = await h.write(data, done, data.length - done, run[0]!.index * BLOCK_SIZE + done);
       done += bytesWritten;
     }
+    i = j;
   }
 }
 

@@ -146,12 +146,33 @@ describe('replication: primary and secondaries', () => {
     assert.equal(rig.barrier('x')?.reason.code, R.BARRIER_NO_IN_SYNC);
   });
 
+  it('changes are pipelined: each goes out at once, without waiting for the acknowledgement of the one before', () => {
+    const rig = new Rig(['b']);
+    rig.p({ type: 'committed', inSync: ['b'] });
+    rig.outbox = [];
+    for (const w of ['w1', 'w2', 'w3']) rig.write(w);
+    assert.deepEqual(rig.outbox.map((m) => (m.message.type === 'repl-change' ? m.message.seq : -1)), [1, 2, 3]);
+    // Acknowledgements that advance are progress: no retransmission while they keep coming.
+    rig.now = TIMINGS.retransmitInterval - 1;
+    rig.flush();
+    rig.now = 2 * TIMINGS.retransmitInterval - 2;
+    rig.write('w4');
+    const sent = rig.outbox.length;
+    rig.p({ type: 'tick' });
+    assert.equal(rig.outbox.length, sent, 'nothing sent again: b acknowledged within the interval');
+    rig.flush();
+    assert.deepEqual(rig.data.get('b'), ['w1', 'w2', 'w3', 'w4']);
+  });
+
   it('a lost change is sent again; the secondary never applies out of order', () => {
     const rig = new Rig(['b']);
+    rig.secondaries.set('b', stepReplicationSecondary(rig.secondaries.get('b')!, { type: 'primary', node: 'a', epoch: 1 }, 0).state);
+    rig.outbox = [];
     rig.p({ type: 'committed', inSync: ['b'] });
     rig.write('w1');
     rig.outbox = []; // w1 lost on the wire
-    rig.write('w2'); // not sent: b has not acknowledged w1
+    rig.write('w2'); // sent at once (pipelined): b sees the gap, applies nothing and says where it is
+    assert.equal(rig.outbox.length, 1);
     rig.flush();
     assert.deepEqual(rig.data.get('b'), []);
     rig.at(TIMINGS.retransmitInterval);

@@ -1,0 +1,2 @@
+/** What applications import from skyha (`skyha/client`). */
+export { BarrierClient, BarrierError, type BarrierClientOptions } from './barrier.js';
