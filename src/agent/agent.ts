@@ -308,7 +308,10 @@ export class Agent {
         this.state.setVoter(a.disk);
         return;
       case 'persist-module':
-        this.afterApply(a.module, () => this.persistModule(a.module, { epoch: a.epoch, dataEpoch: a.dataEpoch, applied: a.applied }));
+        this.afterApply(a.module, () => {
+          const repl = this.replications.get(a.module);
+          this.persistModule(a.module, { epoch: a.epoch, dataEpoch: a.dataEpoch, applied: repl ? repl.durableApplied(a.applied) : a.applied });
+        });
         return;
       case 'start-app':
         this.emitReason(a.module, a.reason, { epoch: a.epoch });

@@ -102,6 +102,8 @@ export class MirrorReplication {
   private lastMarkAt = 0;
   private appendedSinceMark = false;
   suspects = 0;
+  /** Seq of the first part of a staged file whose last part has not come yet. */
+  private stagedFrom: number | undefined;
   /** An apply failed: nothing more is acknowledged until the agent restarts (a resync then). */
   broken: string | undefined;
   shippedRecords = 0;
@@ -226,6 +228,7 @@ export class MirrorReplication {
   async becomePrimary(epoch: number, from: Position): Promise<void> {
     if (this.primaryEpoch === epoch) return;
     this.history.start(epoch, from);
+    this.stagedFrom = undefined;
     // What the applier wrote as a secondary is not a change to ship.
     await this.capture.flush().catch(() => undefined);
     this.capture.take();
@@ -327,11 +330,21 @@ export class MirrorReplication {
   /** Applies one change at `at` durably; its history entry is made durable by `history.sync()` before it is acknowledged. */
   async apply(data: Uint8Array, at: Position): Promise<ChangeRecord> {
     const record = decodeRecord(data, this.d.roots.length);
+    if (record.kind === 'file' && record.staged) this.stagedFrom = record.last ? undefined : record.first ? at.seq : this.stagedFrom;
     await this.applier.apply(data, record);
     // After the apply: an entry says the data has the change (the acknowledgement waits for the history's sync).
     this.history.change(at, record.root, record.path, record.kind === 'file' && !record.staged ? record.blocks.map((b) => b.index) : undefined);
     this.appliedRecords++;
     return record;
+  }
+
+  /**
+   * The position this node may claim after a crash: before the first part
+   * of a big file still being staged (its parts are made durable by the
+   * last one's fsync), so that a restart gets the whole file again.
+   */
+  durableApplied(applied: number): number {
+    return this.stagedFrom === undefined ? applied : Math.min(applied, this.stagedFrom - 1);
   }
 
   /** The primary starts a resync of this node. */
@@ -351,6 +364,7 @@ export class MirrorReplication {
   /** The resync is complete: the data is the primary's at `at`. */
   async finishResync(at: Position): Promise<void> {
     this.target.finish(at);
+    this.stagedFrom = undefined;
     this.suspects = 0;
     await this.history.sync();
   }

@@ -69,6 +69,12 @@ export class FrameTooLargeError extends RangeError {
  * JSON.stringify throws for a body it cannot encode (a BigInt, a cycle).
  */
 export function encodeFrame(envelope: Envelope, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Buffer {
+  const parts = encodeFrameParts(envelope, maxFrameBytes);
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
+/** The same frame as the buffers to write one after the other: a binary part is not copied. */
+export function encodeFrameParts(envelope: Envelope, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Buffer[] {
   if (envelope.kind === 'msg' && envelope.body === undefined) throw new TypeError('a msg frame needs a body');
   const body = envelope.body as Record<string, unknown> | undefined;
   const binary = body !== null && typeof body === 'object' && body.data instanceof Uint8Array ? body.data : undefined;
@@ -77,18 +83,17 @@ export function encodeFrame(envelope: Envelope, maxFrameBytes = DEFAULT_MAX_FRAM
   const payload = Buffer.byteLength(json, 'utf8');
   const rest = binary ? 1 + 4 + payload + binary.length : 1 + payload;
   if (rest > maxFrameBytes) throw new FrameTooLargeError(rest, maxFrameBytes);
-  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + rest);
-  frame.writeUInt32BE(rest, 0);
+  const head = Buffer.allocUnsafe(FRAME_HEADER_BYTES + (binary ? 5 : 1) + payload);
+  head.writeUInt32BE(rest, 0);
   if (!binary) {
-    frame.writeUInt8(FRAME_VERSION, FRAME_HEADER_BYTES);
-    frame.write(json, FRAME_HEADER_BYTES + 1, 'utf8');
-    return frame;
+    head.writeUInt8(FRAME_VERSION, FRAME_HEADER_BYTES);
+    head.write(json, FRAME_HEADER_BYTES + 1, 'utf8');
+    return [head];
   }
-  frame.writeUInt8(FRAME_VERSION_BINARY, FRAME_HEADER_BYTES);
-  frame.writeUInt32BE(payload, FRAME_HEADER_BYTES + 1);
-  frame.write(json, FRAME_HEADER_BYTES + 5, 'utf8');
-  frame.set(binary, FRAME_HEADER_BYTES + 5 + payload);
-  return frame;
+  head.writeUInt8(FRAME_VERSION_BINARY, FRAME_HEADER_BYTES);
+  head.writeUInt32BE(payload, FRAME_HEADER_BYTES + 1);
+  head.write(json, FRAME_HEADER_BYTES + 5, 'utf8');
+  return [head, Buffer.isBuffer(binary) ? binary : Buffer.from(binary.buffer, binary.byteOffset, binary.byteLength)];
 }
 
 // Fatal: a frame that is not valid UTF-8 is refused rather than patched with U+FFFD.

@@ -27,7 +27,7 @@ import tls, { type PeerCertificate, type TLSSocket } from 'node:tls';
 import { systemClock } from '../core/clock.js';
 import { SkyhaError } from '../core/errors.js';
 import type { Logger } from '../observe/log.js';
-import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameDecoder, FrameTooLargeError, type Envelope, type FrameError } from './frame.js';
+import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, encodeFrameParts, FrameDecoder, FrameTooLargeError, type Envelope, type FrameError } from './frame.js';
 import type { Transport } from './memory-network.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 
@@ -412,24 +412,30 @@ export class TlsLinks<M> implements Transport<M> {
       this.rlog.log(p ? 'debug' : 'warn', LINK_REASONS.droppedNotConnected, { peer: to }, `dropped a message to ${to}: ${why}`, p ? `${LINK_REASONS.droppedNotConnected}:${to}` : LINK_REASONS.droppedNotConnected);
       return false;
     }
-    let frame: Buffer;
+    let parts: Buffer[];
     try {
-      frame = encodeFrame({ cluster: this.cluster, from: this.self, to, kind: 'msg', body: message }, this.opts.maxFrameBytes);
+      parts = encodeFrameParts({ cluster: this.cluster, from: this.self, to, kind: 'msg', body: message }, this.opts.maxFrameBytes);
     } catch (err) {
       if (!(err instanceof FrameTooLargeError)) throw err;
       this.counters.dropped.tooLarge++;
       this.rlog.log('warn', LINK_REASONS.droppedTooLarge, { peer: to, bytes: err.bytes, limit: err.limit }, `dropped a message to ${to}: ${err.message}`, `${LINK_REASONS.droppedTooLarge}:${to}`);
       return false;
     }
-    if (p.socket.writableLength + frame.length > this.opts.maxPendingBytes) {
+    const frameBytes = parts.reduce((n, b) => n + b.length, 0);
+    if (p.socket.writableLength + frameBytes > this.opts.maxPendingBytes) {
       this.counters.dropped.backpressure++;
       this.rlog.log('warn', LINK_REASONS.droppedBackpressure, { peer: to, pending: p.socket.writableLength, limit: this.opts.maxPendingBytes }, `dropped a message to ${to}: ${p.socket.writableLength} bytes already wait to be sent`, `${LINK_REASONS.droppedBackpressure}:${to}`);
       return false;
     }
-    p.socket.write(frame);
+    if (parts.length === 1) p.socket.write(parts[0]!);
+    else {
+      p.socket.cork();
+      for (const b of parts) p.socket.write(b);
+      p.socket.uncork();
+    }
     p.lastSentAt = now();
     this.counters.sent++;
-    this.counters.bytesSentTo[to] = (this.counters.bytesSentTo[to] ?? 0) + frame.length;
+    this.counters.bytesSentTo[to] = (this.counters.bytesSentTo[to] ?? 0) + frameBytes;
     return true;
   }
 

@@ -66,7 +66,9 @@ export class ClusterRunner {
   start(name: string): RunningProcess {
     if (this.running.has(name)) throw new Error(`${name} already runs`);
     const m = this.member(name);
-    const argv = [process.execPath, SKYHA_BIN, m.role === 'node' ? 'agent' : 'witness', '--config', this.files.config, m.role === 'node' ? '--node' : '--name', name];
+    // SKYHA_TEST_NODE_ARGS: extra Node options for the members (e.g. --cpu-prof when profiling a benchmark).
+    const nodeArgs = (process.env.SKYHA_TEST_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const argv = [process.execPath, ...nodeArgs, SKYHA_BIN, m.role === 'node' ? 'agent' : 'witness', '--config', this.files.config, m.role === 'node' ? '--node' : '--name', name];
     const p = this.launcher.spawn(name, argv, { logFile: this.logFile(name) });
     this.running.set(name, p);
     void p.exited.then(() => {
