@@ -25,7 +25,7 @@ import { EventRing } from '../observe/events.js';
 import type { Logger } from '../observe/log.js';
 import { killLeftovers } from '../supervise/leftovers.js';
 import { AppSupervisor } from './app-supervisor.js';
-import { ControlSocket, type ControlReply, type ControlRequest } from './control-socket.js';
+import { ControlSocket, type ControlReply, type ControlRequest, type MirrorCommand } from './control-socket.js';
 import { FarmModule } from './farm-module.js';
 import { GateController } from './gate-controller.js';
 import { createGateEngine } from './gate-engine.js';
@@ -37,8 +37,17 @@ import type { ReplResyncBeginMessage, ReplResyncMessage, ResyncMessage } from '.
 import { StateFile } from './state-file.js';
 import { buildStatus, type MemberStatusReport } from './status.js';
 
-/** What travels on the links: the member machine's messages, the farm modules' reports, and resyncs (outside the change stream). */
-export type LinkMessage = MemberMessage | FarmMessage | ResyncMessage;
+/** An operator's command for a mirror module, passed to the node it concerns. */
+export interface MirrorOperatorMessage {
+  type: 'mirror-operator';
+  module: string;
+  command: MirrorCommand;
+  to?: string;
+  by: string;
+}
+
+/** What travels on the links: the member machine's messages, the farm modules' reports, resyncs (outside the change stream), operators' commands. */
+export type LinkMessage = MemberMessage | FarmMessage | ResyncMessage | MirrorOperatorMessage;
 
 /** Bytes that may wait in a link before replication waits for it to drain (under the links' drop limit). */
 const REPLICATION_PENDING_BYTES = 4 * 1024 * 1024;
@@ -167,6 +176,7 @@ export class Agent {
     this.links.onReceive((from, message) => {
       if (message.type === 'farm-report' || message.type === 'farm-admin') this.gateController?.onMessage(from, message);
       else if (message.type === 'repl-resync' || message.type === 'repl-resync-begin') this.onResync(from, message);
+      else if (message.type === 'mirror-operator') this.onMirrorOperator(from, message);
       else if (message.type === 'repl-resync-manifest') this.replications.get(message.module)?.onResyncManifest(from, message);
       else this.driver.input({ type: 'receive', from, message });
     });
@@ -426,6 +436,8 @@ export class Agent {
         return this.barrier(req.module, req.timeoutMs);
       case 'whoami':
         return { ok: true, member: this.self.name };
+      case 'mirror':
+        return this.mirrorCommand(req.module, req.command, req.node, req.by);
       case 'admin': {
         if (!this.gateController) return { ok: false, error: `${this.self.name} is a witness: it runs no farm module` };
         this.gateController.setAdmin(req.module, req.node, req.state, req.by);
@@ -433,6 +445,35 @@ export class Agent {
         return { ok: true, member: this.self.name, detail: `${req.module} on ${req.node}: ${req.state} (${where})` };
       }
     }
+  }
+
+  /**
+   * An operator's command for a mirror module, from the control socket:
+   * carried out here if this node is the one it concerns (the primary for a
+   * switchover, the named node otherwise), else passed to that node.
+   */
+  private mirrorCommand(module: string, command: MirrorCommand, node: string | undefined, by: string): ControlReply {
+    const spec = this.config.modules.find((m) => m.name === module);
+    if (!spec || spec.kind !== 'mirror') return { ok: false, error: `${module} is not a mirror module of ${this.config.name}` };
+    if (node !== undefined && !spec.nodes.includes(node)) return { ok: false, error: `${node} does not run ${module} (${spec.nodes.join(', ')})` };
+    let target = node;
+    if (command === 'switchover') {
+      const slot = this.driver.current.modules[module];
+      target = slot?.mirror.role === 'primary' ? this.self.name : slot?.mirror.primary?.node;
+      if (!target) return { ok: false, error: `${this.self.name} knows no primary of ${module} to switch over from` };
+      if (node === target) return { ok: false, error: `${node} is already the primary of ${module}` };
+    }
+    const message: MirrorOperatorMessage = { type: 'mirror-operator', module, command, ...(node ? { to: node } : {}), by };
+    if (target === this.self.name) this.onMirrorOperator(this.self.name, message);
+    else if (!this.links.send(target!, message)) return { ok: false, error: `no link from ${this.self.name} to ${target} to pass the ${command} on` };
+    return { ok: true, member: this.self.name, detail: `${command} of ${module} ${target === this.self.name ? 'started on' : 'passed to'} ${target}` };
+  }
+
+  private onMirrorOperator(from: string, msg: MirrorOperatorMessage): void {
+    if (!this.mirrors.has(msg.module)) return;
+    const what = msg.command === 'switchover' ? `a switchover of ${msg.module}${msg.to ? ` to ${msg.to}` : ''}` : msg.command === 'force-failover' ? `a forced failover of ${msg.module} to ${this.self.name}: data acknowledged by barriers may be lost` : `a reset of ${msg.module} on ${this.self.name}`;
+    this.events.emit({ module: msg.module, reason: `OPERATOR_${msg.command.toUpperCase().replace('-', '_')}`, text: `${msg.by} asked for ${what}${from === this.self.name ? '' : ` (via ${from})`}`, level: msg.command === 'force-failover' ? 'warn' : 'info' });
+    this.driver.input({ type: 'operator', module: msg.module, command: msg.command, ...(msg.command === 'switchover' && msg.to ? { to: msg.to } : {}) });
   }
 
   /** Clean shutdown; `force` (second signal) exits without waiting, keepers hold the leases' deadlines. */

@@ -94,6 +94,17 @@ export class AppSupervisor {
       SKYHA_NODE_ADDRESS: this.cluster.nodes.find((n) => n.name === this.node)?.address ?? '',
       SKYHA_ROLE: run?.role ?? 'stopped',
       SKYHA_EPOCH: String(run?.epoch ?? 0),
+      ...this.mirrorEnvironment(),
+    };
+  }
+
+  /** A mirror application learns its directories here and where to ask for a barrier (the agent's control socket). */
+  private mirrorEnvironment(): Record<string, string> {
+    if (this.module.kind !== 'mirror') return {};
+    const self = this.cluster.nodes.find((n) => n.name === this.node);
+    return {
+      SKYHA_DIRECTORIES: this.module.directories.map((d) => d.replaceAll('{node}', this.node)).join(':'),
+      ...(self ? { SKYHA_CONTROL_SOCKET: join(self.dataDir, 'run', 'control.sock') } : {}),
     };
   }
 

@@ -9,7 +9,15 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import type { AdminState } from '../logic/farm-pool.js';
 
-export type ControlRequest = { op: 'admin'; module: string; node: string; state: AdminState; by: string } | { op: 'barrier'; module: string; timeoutMs: number } | { op: 'whoami' };
+/** What an operator may ask of a mirror module (see mirror-role.ts): a switchover, a forced failover, a reset of an out-of-service node. */
+export type MirrorCommand = 'switchover' | 'force-failover' | 'reset';
+
+export type ControlRequest =
+  | { op: 'admin'; module: string; node: string; state: AdminState; by: string }
+  | { op: 'barrier'; module: string; timeoutMs: number }
+  /** `node`: the switchover's target (optional), the node to promote (force-failover) or to reset. */
+  | { op: 'mirror'; module: string; command: MirrorCommand; node?: string; by: string }
+  | { op: 'whoami' };
 
 export type ControlReply = { ok: true; member: string; detail?: string } | { ok: false; error: string };
 
@@ -80,6 +88,13 @@ function parse(line: string): ControlRequest {
     if (typeof r.timeoutMs !== 'number' || !(r.timeoutMs > 0) || r.timeoutMs > 600_000) throw new Error('barrier: expected "timeoutMs" between 1 and 600000');
     return { op: 'barrier', module: r.module, timeoutMs: r.timeoutMs };
   }
+  if (r?.op === 'mirror') {
+    for (const k of ['module', 'by'] as const) if (typeof r[k] !== 'string') throw new Error(`mirror: expected a string "${k}"`);
+    if (r.command !== 'switchover' && r.command !== 'force-failover' && r.command !== 'reset') throw new Error('mirror: expected "command" to be switchover, force-failover or reset');
+    if (r.node !== undefined && typeof r.node !== 'string') throw new Error('mirror: expected "node" to be a string');
+    if (r.command !== 'switchover' && r.node === undefined) throw new Error(`mirror: ${r.command} needs "node"`);
+    return r as ControlRequest;
+  }
   if (r?.op === 'admin') {
     for (const k of ['module', 'node', 'by'] as const) if (typeof r[k] !== 'string') throw new Error(`admin: expected a string "${k}"`);
     if (r.state !== 'ready' && r.state !== 'drain' && r.state !== 'maint') throw new Error('admin: expected "state" to be ready, drain or maint');
@@ -102,7 +117,10 @@ export function controlRequest(path: string, request: ControlRequest, timeout = 
         reject(err);
       });
       socket.once('connect', () => socket.write(JSON.stringify(request) + '\n'));
-      createInterface({ input: socket }).once('line', (line) => {
+      const lines = createInterface({ input: socket });
+      // readline re-emits the socket's errors (a stale socket file: ECONNREFUSED); the socket's handler answers them.
+      lines.on('error', () => undefined);
+      lines.once('line', (line) => {
         clearTimeout(timer);
         socket.end();
         try {

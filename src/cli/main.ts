@@ -8,6 +8,7 @@ import { EXIT_RUNTIME, EXIT_USAGE, isSkyhaError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
 import { registerAdminStates } from './commands/admin-state.js';
 import { registerBarrier } from './commands/barrier.js';
+import { registerMirrorRole } from './commands/mirror-role.js';
 import { registerInit } from './commands/init.js';
 import { registerAgent, registerWitness } from './commands/run-member.js';
 import { registerStatus } from './commands/status.js';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerStatus(program);
   registerAdminStates(program);
   registerBarrier(program);
+  registerMirrorRole(program);
   for (const cmd of program.commands) cmd.exitOverride().helpOption('-h, --help', 'show help');
   return program;
 }

@@ -68,7 +68,9 @@ export class BarrierClient {
     };
     socket.on('error', fail);
     socket.on('close', () => fail(new Error('closed')));
-    createInterface({ input: socket }).on('line', (line) => {
+    const lines = createInterface({ input: socket });
+    lines.on('error', () => undefined); // the socket's own 'error' handler answers the waiting calls
+    lines.on('line', (line) => {
       const w = this.waiting.shift();
       if (!w) return;
       let reply: { ok: boolean; detail?: string; error?: string };

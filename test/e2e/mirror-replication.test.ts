@@ -103,6 +103,28 @@ describe('mirror replication between agents on loopback', { skip: noPython }, ()
     assert.deepEqual(readFileSync(join(data(secondary), 'big.db')), readFileSync(join(p, 'big.db')));
   });
 
+  it('skyha switchover moves the primary to the other node with every file; a failover without --force is refused', async () => {
+    const primary = await runner.waitPrimary('db');
+    const other = primary === 'n1' ? 'n2' : 'n1';
+    await barrierOk();
+    writeFileSync(join(data(primary), 'before-switchover.txt'), 'moved with the role');
+    const r = await runCli(['switchover', 'db', '--config', runner.files.config, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { primary: string; from: string };
+    assert.deepEqual([out.from, out.primary], [primary, other]);
+    // No barrier was called: the switchover's final barrier carried the file over.
+    assert.equal(readFileSync(join(data(other), 'before-switchover.txt'), 'utf8'), 'moved with the role');
+    const noForce = await runCli(['failover', 'db', '--to', primary, '--config', runner.files.config]);
+    assert.equal(noForce.code, 2);
+    assert.match(noForce.stderr, /--force/);
+    const badTarget = await runCli(['switchover', 'db', '--to', 'nowhere', '--config', runner.files.config]);
+    assert.equal(badTarget.code, 2);
+    assert.match(badTarget.stderr, /--to: expected a node that runs db/);
+    const toItself = await runCli(['switchover', 'db', '--to', other, '--config', runner.files.config]);
+    assert.equal(toItself.code, 1, toItself.stderr);
+    assert.match(toItself.stderr, /already the primary/);
+  });
+
   it('a barrier on a node that is not the primary, or with a bad timeout, fails clearly', async () => {
     const bad = await runCli(['barrier', 'db', '--config', runner.files.config, '--timeout', 'soon']);
     assert.equal(bad.code, 2);
