@@ -244,8 +244,14 @@ export class Agent {
   private addMirror(m: MirrorModuleConfig, runDir: string): void {
     let mirror: MirrorModule;
     const app = this.supervisor(m, runDir, {
-      started: () => mirror.onStarted(),
-      stopped: () => mirror.onStopped(),
+      started: () => {
+        this.replications.get(m.name)?.appState(true);
+        mirror.onStarted();
+      },
+      stopped: () => {
+        mirror.onStopped();
+        this.replications.get(m.name)?.appState(false);
+      },
       failed: (detail) => mirror.onFailed(detail),
       healthy: () => mirror.onHealthy(),
       checker: () => undefined,

@@ -38,6 +38,7 @@ import { decodeRecord, encodeRecord, STAGING_DIR, type ChangeRecord } from '../r
 import type { ReplResyncBeginMessage, ReplResyncManifestMessage, ResyncMessage } from '../replication/resync-messages.js';
 import { ResyncSource, type ResyncOutcome } from '../replication/resync-source.js';
 import { ResyncTarget } from '../replication/resync-target.js';
+import { ReadOnlyView, type ViewState } from '../replication/read-only-view.js';
 import { walkTree } from '../replication/tree.js';
 
 /** Block data per record: well under the links' frame limit. */
@@ -79,6 +80,8 @@ export interface ReplicationReport {
   appliedRecords: number;
   /** Paths found changed after an unclean stop, compared at the next resync. */
   suspects: number;
+  /** Whether the replicated directories are read-only here now (secondaries), or why not. */
+  readOnly: ViewState;
   resyncsSent: { count: number; records: number; bytes: number; running: string[]; last?: ResyncOutcome & { to: string; agoMs: number } };
   resyncsReceived: { count: number; records: number; bytes: number; conflicts: number; last?: { agoMs: number; records: number; bytes: number; conflicts: number; full: boolean; folder?: string } };
   broken?: string;
@@ -87,7 +90,9 @@ export interface ReplicationReport {
 export class MirrorReplication {
   readonly capture: ChangeCapture;
   readonly history: History;
-  private readonly applier: Applier;
+  private applier: Applier;
+  private readonly view: ReadOnlyView;
+  private appRunning = false;
   private readonly source: ResyncSource;
   private readonly target: ResyncTarget;
   /** Epoch under which this node is primary, or undefined. */
@@ -110,6 +115,8 @@ export class MirrorReplication {
   appliedRecords = 0;
 
   constructor(private readonly d: MirrorReplicationDeps) {
+    this.view = new ReadOnlyView(d.roots, join(d.stateDir, 'rw'), d.module.readOnlyOnSecondaries);
+    // The applier and a resync's set-asides write through the writable views (made in start()).
     this.applier = new Applier({ roots: d.roots, journalPath: join(d.stateDir, 'journal') });
     this.history = new History({ path: join(d.stateDir, 'history') });
     this.capture = new ChangeCapture({
@@ -136,6 +143,7 @@ export class MirrorReplication {
     this.target = new ResyncTarget({
       module: d.module.name,
       roots: d.roots,
+      writeRoots: () => this.view.writeRoots,
       history: this.history,
       stateDir: d.stateDir,
       send: (message) => (this.resyncFrom ? d.send(this.resyncFrom, message) : false),
@@ -152,12 +160,17 @@ export class MirrorReplication {
    * changed unrecorded before an unclean stop, and starts capture.
    */
   async start(): Promise<void> {
+    this.view.prepare();
+    this.applier = new Applier({ roots: this.view.writeRoots, journalPath: join(this.d.stateDir, 'journal') });
     const replayed = await this.applier.recover();
     if (replayed) this.d.emit('REPLICATION_JOURNAL_REPLAYED', `replayed an interrupted change of ${this.d.module.name} from the intent journal`);
     // A staging file carries a big file's parts across a restart (the next part continues it); one a day old is left over.
-    for (const r of this.d.roots) pruneStaging(join(r, STAGING_DIR), 24 * 3600 * 1000);
+    for (const r of this.view.writeRoots) pruneStaging(join(r, STAGING_DIR), 24 * 3600 * 1000);
     this.findSuspects();
     await this.capture.start();
+    // Every node starts as a secondary.
+    this.view.protect();
+    if (!this.view.state.readOnly) this.d.log.warn(`the directories of ${this.d.module.name} stay writable on secondaries: ${this.view.state.reason}`);
     this.markTimer = setInterval(() => void this.markNow(), MARK_EVERY_MS);
     this.markTimer.unref();
   }
@@ -190,6 +203,7 @@ export class MirrorReplication {
   async close(): Promise<void> {
     clearInterval(this.markTimer);
     this.source.abortAll();
+    this.view.close();
     if (this.primaryEpoch !== undefined) await this.markNow(2000);
     await this.capture.close();
     await this.history.sync().catch(() => undefined);
@@ -227,6 +241,8 @@ export class MirrorReplication {
   /** This node is primary under `epoch` (the application is about to start); its data is at `from`. */
   async becomePrimary(epoch: number, from: Position): Promise<void> {
     if (this.primaryEpoch === epoch) return;
+    // Writable for the application before it starts.
+    this.view.release();
     this.history.start(epoch, from);
     this.stagedFrom = undefined;
     // What the applier wrote as a secondary is not a change to ship.
@@ -240,6 +256,13 @@ export class MirrorReplication {
   stopPrimary(): void {
     this.primaryEpoch = undefined;
     this.source.abortAll();
+    if (!this.appRunning) this.view.protect();
+  }
+
+  /** The module's application started or stopped on this node (read-only again once a secondary's is gone). */
+  appState(running: boolean): void {
+    this.appRunning = running;
+    if (!running && this.primaryEpoch === undefined) this.view.protect();
   }
 
   get isPrimary(): boolean {
@@ -381,6 +404,7 @@ export class MirrorReplication {
       shippedRecords: this.shippedRecords,
       appliedRecords: this.appliedRecords,
       suspects: this.suspects,
+      readOnly: this.view.state,
       resyncsSent: { count: this.source.totals.resyncs, records: this.source.totals.records, bytes: this.source.totals.bytes, running: this.source.runningTo(), ...(sent ? { last: { ...sent, agoMs: now - sent.at } } : {}) },
       resyncsReceived: { count: this.target.totals.resyncs, records: this.target.totals.records, bytes: this.target.totals.bytes, conflicts: this.target.totals.conflicts, ...(received ? { last: { ...received, agoMs: now - received.at } } : {}) },
       ...(this.broken ? { broken: this.broken } : {}),

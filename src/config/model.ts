@@ -82,6 +82,8 @@ export interface MirrorModuleConfig extends ModuleBase {
   directories: readonly string[];
   preferredNode?: string;
   failback: 'automatic' | 'manual';
+  /** Bind-mount the directories read-only on secondaries (the agent writes through a private view). */
+  readOnlyOnSecondaries: boolean;
 }
 export type ModuleConfig = FarmModuleConfig | MirrorModuleConfig;
 

@@ -109,6 +109,7 @@ function resolveModule(name: string, m: Raw, timings: Timings, allNodes: string[
     kind: 'mirror',
     directories: m.directories,
     failback: m.failback ?? (m.preferred_node ? 'automatic' : 'manual'),
+    readOnlyOnSecondaries: m.read_only_on_secondaries ?? true,
     ...(m.preferred_node ? { preferredNode: m.preferred_node } : {}),
   };
 }

@@ -28,6 +28,8 @@ export interface ResyncTargetDeps {
   readonly module: string;
   readonly roots: readonly string[];
   readonly history: History;
+  /** Where this node writes its directories (writable views on a read-only secondary). */
+  writeRoots(): readonly string[];
   /** This module's private directory (conflicts go under it). */
   readonly stateDir: string;
   send(message: ReplResyncManifestMessage): boolean;
@@ -115,7 +117,8 @@ export class ResyncTarget {
     const own = r.own === 'all' || r.own.has(key);
     const ownBelow = r.own === 'all' || r.ownParents!.has(key);
     if (!own && !ownBelow) return;
-    const abs = record.path === '' ? this.d.roots[record.root]! : join(this.d.roots[record.root]!, record.path);
+    const root = this.d.writeRoots()[record.root]!;
+    const abs = record.path === '' ? root : join(root, record.path);
     let st: Stats;
     try {
       st = lstatSync(abs);

@@ -6,7 +6,8 @@
  * `npm run bench:failover`.
  */
 import { spawn } from 'node:child_process';
-import { openSync, closeSync } from 'node:fs';
+import { mountPoints, unmountAll } from '../replication/read-only-view.js';
+import { closeSync, openSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MemberStatusReport } from '../agent/status.js';
@@ -102,6 +103,10 @@ export class ClusterRunner {
         clearTimeout(timer);
       }),
     );
+    // An agent killed with -9 leaves its read-only mounts of a secondary's directories (the next one would take
+    // them down): take down what is under the cluster's directory, so that it can be removed.
+    const dir = realpathSync(this.files.dir);
+    unmountAll(mountPoints().filter((m) => m === dir || m.startsWith(`${dir}/`)));
     return out;
   }
 

@@ -108,12 +108,21 @@ describe('mirror replication between agents on loopback', { skip: noPython }, ()
     const other = primary === 'n1' ? 'n2' : 'n1';
     await barrierOk();
     writeFileSync(join(data(primary), 'before-switchover.txt'), 'moved with the role');
+    // The secondary's directory is read-only for everyone but its agent (a read-only bind mount), and says so.
+    assert.throws(() => writeFileSync(join(data(other), 'stray.txt'), 'x'), /EROFS/);
+    const readOnly = async (node: string) => (await runner.status(node))?.modules[0]?.replication?.readOnly.readOnly;
+    assert.equal(await readOnly(other), true);
+    assert.equal(await readOnly(primary), false);
     const r = await runCli(['switchover', 'db', '--config', runner.files.config, '--json']);
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout) as { primary: string; from: string };
     assert.deepEqual([out.from, out.primary], [primary, other]);
     // No barrier was called: the switchover's final barrier carried the file over.
     assert.equal(readFileSync(join(data(other), 'before-switchover.txt'), 'utf8'), 'moved with the role');
+    // The protection follows the roles.
+    writeFileSync(join(data(other), 'after-switchover.txt'), 'the new primary writes');
+    await waitFor(`${primary} read-only as a secondary`, async () => (await readOnly(primary)) === true);
+    assert.throws(() => writeFileSync(join(data(primary), 'stray.txt'), 'x'), /EROFS/);
     const noForce = await runCli(['failover', 'db', '--to', primary, '--config', runner.files.config]);
     assert.equal(noForce.code, 2);
     assert.match(noForce.stderr, /--force/);
