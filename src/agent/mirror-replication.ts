@@ -36,7 +36,7 @@ import { History, pathKey, type Position } from '../replication/history.js';
 import { readPath } from '../replication/path-reader.js';
 import { decodeRecord, encodeRecord, STAGING_DIR, type ChangeRecord } from '../replication/record.js';
 import type { ReplResyncBeginMessage, ReplResyncManifestMessage, ResyncMessage } from '../replication/resync-messages.js';
-import { ResyncSource, type ResyncOutcome } from '../replication/resync-source.js';
+import { ResyncSource, type ResyncOutcome, type ResyncProgress } from '../replication/resync-source.js';
 import { ResyncTarget } from '../replication/resync-target.js';
 import { ReadOnlyView, type ViewState } from '../replication/read-only-view.js';
 import { walkTree } from '../replication/tree.js';
@@ -82,7 +82,7 @@ export interface ReplicationReport {
   suspects: number;
   /** Whether the replicated directories are read-only here now (secondaries), or why not. */
   readOnly: ViewState;
-  resyncsSent: { count: number; records: number; bytes: number; running: string[]; last?: ResyncOutcome & { to: string; agoMs: number } };
+  resyncsSent: { count: number; records: number; bytes: number; running: Array<ResyncProgress & { agoMs: number }>; last?: ResyncOutcome & { to: string; agoMs: number } };
   resyncsReceived: { count: number; records: number; bytes: number; conflicts: number; last?: { agoMs: number; records: number; bytes: number; conflicts: number; full: boolean; folder?: string } };
   broken?: string;
 }
@@ -405,7 +405,7 @@ export class MirrorReplication {
       appliedRecords: this.appliedRecords,
       suspects: this.suspects,
       readOnly: this.view.state,
-      resyncsSent: { count: this.source.totals.resyncs, records: this.source.totals.records, bytes: this.source.totals.bytes, running: this.source.runningTo(), ...(sent ? { last: { ...sent, agoMs: now - sent.at } } : {}) },
+      resyncsSent: { count: this.source.totals.resyncs, records: this.source.totals.records, bytes: this.source.totals.bytes, running: this.source.progress().map((p) => ({ ...p, agoMs: now - p.startedAt })), ...(sent ? { last: { ...sent, agoMs: now - sent.at } } : {}) },
       resyncsReceived: { count: this.target.totals.resyncs, records: this.target.totals.records, bytes: this.target.totals.bytes, conflicts: this.target.totals.conflicts, ...(received ? { last: { ...received, agoMs: now - received.at } } : {}) },
       ...(this.broken ? { broken: this.broken } : {}),
     };

@@ -61,8 +61,23 @@ export interface ResyncOutcome {
   bytes: number;
 }
 
+/** A resync under way, as status shows it. */
+export interface ResyncProgress {
+  to: string;
+  mode: 'history' | 'full';
+  /** Paths to look at (known once the secondary's manifest is in), and looked at so far. */
+  paths: number;
+  done: number;
+  bytes: number;
+  startedAt: number;
+}
+
+/** A long resync says how far it got this often (an event). */
+const PROGRESS_EVERY_MS = 2000;
+
 interface Running {
   id: string;
+  progress: ResyncProgress;
   entries: ManifestEntry[];
   full: boolean;
   resolve: (done: boolean) => void;
@@ -80,6 +95,10 @@ export class ResyncSource {
 
   runningTo(): string[] {
     return [...this.running.keys()];
+  }
+
+  progress(): ResyncProgress[] {
+    return [...this.running.values()].map((r) => ({ ...r.progress }));
   }
 
   isRunning(to: string): boolean {
@@ -120,7 +139,7 @@ export class ResyncSource {
     let resolve!: (done: boolean) => void;
     const manifestDone = new Promise<boolean>((r) => (resolve = r));
     const timer = setTimeout(() => resolve(false), MANIFEST_IDLE_MS);
-    const running: Running = { id, entries: [], full: false, resolve, timer };
+    const running: Running = { id, progress: { to, mode: mine ? 'history' : 'full', paths: 0, done: 0, bytes: 0, startedAt: Date.now() }, entries: [], full: false, resolve, timer };
     this.running.set(to, running);
     try {
       // Ask for the hashes of what the history knows only as changed whole: maybe only a few blocks differ.
@@ -137,6 +156,8 @@ export class ResyncSource {
       const candidates = new Set<string>([...theirEntries.keys()]);
       if (full) for (let root = 0; root < this.d.roots.length; root++) for (const path of walkTree(this.d.roots[root]!)) candidates.add(pathKey(root, path));
       else for (const k of mine!.keys()) candidates.add(k);
+      running.progress = { ...running.progress, mode: outcome.mode, paths: candidates.size };
+      let told = Date.now();
       for (const key of [...candidates].sort()) {
         const { root, path } = splitKey(key);
         const sent = await this.sendPath(to, epoch, root, path, theirEntries.get(key), full ? undefined : mine!.get(key), outcome);
@@ -145,6 +166,12 @@ export class ResyncSource {
           return outcome;
         }
         outcome.paths++;
+        running.progress.done = outcome.paths;
+        running.progress.bytes = outcome.bytes;
+        if (Date.now() - told >= PROGRESS_EVERY_MS) {
+          told = Date.now();
+          this.d.emit('REPLICATION_RESYNC_PROGRESS', `resync of ${this.d.module} to ${to}: ${Math.floor((100 * outcome.paths) / candidates.size)} % (${outcome.paths}/${candidates.size} paths, ${outcome.bytes} bytes sent)`);
+        }
       }
       outcome.complete = true;
       this.totals.resyncs++;

@@ -113,6 +113,9 @@ describe('mirror replication between agents on loopback', { skip: noPython }, ()
     const readOnly = async (node: string) => (await runner.status(node))?.modules[0]?.replication?.readOnly.readOnly;
     assert.equal(await readOnly(other), true);
     assert.equal(await readOnly(primary), false);
+    const shown = await runCli(['status', '--config', runner.files.config]);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, new RegExp(`db\\s+${other}\\s+\\d+:\\d+\\s+read-only`), 'skyha status shows the secondary protected');
     const r = await runCli(['switchover', 'db', '--config', runner.files.config, '--json']);
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout) as { primary: string; from: string };

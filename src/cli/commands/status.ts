@@ -114,7 +114,31 @@ export function renderStatus(s: ClusterStatus): string {
     }
   }
   lines.push(...table(['MODULE', 'KIND', 'NODE', 'ROLE', 'EPOCH', 'APP', 'HEALTH', 'CHECKERS', 'RESTARTS', 'LEASE'], rows));
+  // Mirror replication per node: where its data is, whether it is protected, resyncs under way (with a bar).
+  const repl: string[][] = [];
+  for (const mod of s.modules) {
+    for (const n of mod.nodes) {
+      const r = n.replication;
+      if (!r) continue;
+      const running = r.resyncsSent.running.map((p) => `resync to ${p.to} ${bar(p.paths ? p.done / p.paths : 0)} ${p.done}/${p.paths || '?'} paths, ${mib(p.bytes)}`).join('; ');
+      const last = r.resyncsReceived.last ? `last resync in: ${mib(r.resyncsReceived.last.bytes)}${r.resyncsReceived.last.conflicts ? `, ${r.resyncsReceived.last.conflicts} kept aside` : ''}` : '';
+      repl.push([mod.name, n.node, `${r.position.epoch}:${r.position.seq}`, r.readOnly.readOnly ? 'read-only' : n.role === 'primary' ? 'writable' : `writable (${r.readOnly.reason ?? 'primary'})`, `${r.watchedDirectories}${r.overflows ? ` (${r.overflows} overflows)` : ''}`, running || last || '-']);
+    }
+  }
+  if (repl.length > 0) {
+    lines.push('');
+    lines.push(...table(['MODULE', 'NODE', 'DATA AT', 'DIRECTORIES', 'WATCHED', 'RESYNC'], repl));
+  }
   return lines.join('\n') + '\n';
+}
+
+function bar(share: number, width = 20): string {
+  const full = Math.round(Math.max(0, Math.min(1, share)) * width);
+  return `[${'#'.repeat(full)}${'.'.repeat(width - full)}] ${Math.floor(share * 100)}%`;
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
 function table(head: string[], rows: string[][]): string[] {
