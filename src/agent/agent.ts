@@ -51,6 +51,11 @@ export type LinkMessage = MemberMessage | FarmMessage | ResyncMessage | MirrorOp
 
 /** Bytes that may wait in a link before replication waits for it to drain (under the links' drop limit). */
 const REPLICATION_PENDING_BYTES = 4 * 1024 * 1024;
+/**
+ * Change data sent to an in-sync secondary and not yet acknowledged, at most: well inside the primary's log window
+ * (64 MiB), so a secondary that applies slower than the primary reads is slowed down to, not flooded out of sync.
+ */
+const REPLICATION_IN_FLIGHT_BYTES = 16 * 1024 * 1024;
 
 export interface AgentOptions {
   config: ClusterConfig;
@@ -68,6 +73,7 @@ export class Agent {
   readonly farms = new Map<string, FarmModule>();
   readonly mirrors = new Map<string, MirrorModule>();
   readonly replications = new Map<string, MirrorReplication>();
+  private readonly ackWaiters = new Set<() => void>();
   private readonly pendingPositions = new Map<string, { epoch: number; dataEpoch: number; applied: number }>();
   private positionTimer: NodeJS.Timeout | undefined;
   /** Per mirror module, what must happen after the last apply (its position, its acknowledgement), in order. */
@@ -178,7 +184,14 @@ export class Agent {
       else if (message.type === 'repl-resync' || message.type === 'repl-resync-begin') this.onResync(from, message);
       else if (message.type === 'mirror-operator') this.onMirrorOperator(from, message);
       else if (message.type === 'repl-resync-manifest') this.replications.get(message.module)?.onResyncManifest(from, message);
-      else this.driver.input({ type: 'receive', from, message });
+      else {
+        this.driver.input({ type: 'receive', from, message });
+        if (message.type === 'repl-ack' && this.ackWaiters.size > 0) {
+          const waiters = [...this.ackWaiters];
+          this.ackWaiters.clear();
+          for (const w of waiters) w();
+        }
+      }
     });
     if (this.isNode) {
       const runDirOfGates = join(runDir, 'gate');
@@ -278,6 +291,7 @@ export class Agent {
         writableAll: async () => {
           await Promise.all(others.map((n) => this.links.whenWritable(n, REPLICATION_PENDING_BYTES)));
         },
+        inFlightRoom: () => this.inFlightRoom(m.name),
         emit: (code, text, level) => this.events.emit({ module: m.name, reason: code, text, ...(level ? { level } : {}) }),
       }),
     );
@@ -577,6 +591,32 @@ export class Agent {
     }
     if (msg.type === 'repl-resync-begin') this.afterApply(msg.module, () => repl.resyncBegin(from, msg));
     else this.afterApply(msg.module, () => repl.applyResync(msg.data));
+  }
+
+  /** Waits while an in-sync secondary has more than REPLICATION_IN_FLIGHT_BYTES unacknowledged (woken by acks). */
+  private async inFlightRoom(module: string): Promise<void> {
+    for (;;) {
+      const p = this.driver.current.modules[module]?.primary;
+      if (!p) return;
+      let worst = 0;
+      for (const [node, t] of Object.entries(p.secondaries)) {
+        if (!t.connected || t.snapshotting || t.acked < 0 || !p.committedInSync.includes(node)) continue;
+        let bytes = 0;
+        for (let i = p.log.length - 1; i >= 0 && p.log[i]!.seq > t.acked; i--) bytes += p.log[i]!.data.length;
+        worst = Math.max(worst, bytes);
+      }
+      if (worst < REPLICATION_IN_FLIGHT_BYTES) return;
+      // An ack wakes it; the timer is the bound in case none comes (the secondary is then dropped from the in-sync set).
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          this.ackWaiters.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, 100);
+        this.ackWaiters.add(done);
+      });
+    }
   }
 
   /** `skyha barrier MODULE`: every change made before the call is durable on every in-sync secondary, or a clear failure. */

@@ -66,6 +66,11 @@ export interface MirrorReplicationDeps {
   writable(to: string): Promise<boolean>;
   /** Resolves when the links to every other node of the module can take more (changes are not dropped for a full buffer). */
   writableAll(): Promise<void>;
+  /**
+   * Resolves when the changes sent and not yet acknowledged by the secondaries in sync are few enough (flow control:
+   * a secondary slower than the primary is not flooded until it falls out of the log window).
+   */
+  inFlightRoom(): Promise<void>;
   emit(reason: string, text: string, level?: 'warn' | 'error'): void;
 }
 
@@ -269,30 +274,48 @@ export class MirrorReplication {
     return this.primaryEpoch !== undefined;
   }
 
-  /** Every change made before the call has been handed to the machine (and written to the history). */
+  /**
+   * Every change made before the call has been handed to the machine (and
+   * written to the history). Throws if this node stops being primary
+   * meanwhile: what is still dirty is not its to ship.
+   */
   async shipAll(): Promise<void> {
     await this.capture.flush();
-    while (this.capture.pending > 0 || this.pumping) {
+    for (;;) {
+      if (this.primaryEpoch === undefined) throw new Error(`${this.d.module.name} is no longer primary here`);
+      if (this.capture.pending === 0 && !this.pumping) return;
       this.kick();
-      await this.pumping;
+      // The pump may be waiting before it tries an unreadable path again: wait for it, never spin.
+      await (this.pumping ?? this.retryAfter ?? new Promise((r) => setTimeout(r, 10)));
     }
   }
 
   private kick(): void {
-    if (this.primaryEpoch === undefined || this.pumping) return;
-    this.pumping = this.pump().finally(() => {
+    if (this.primaryEpoch === undefined || this.pumping || this.retryAfter) return;
+    this.pumping = this.pump().then((stuck) => {
       this.pumping = undefined;
-      if (this.primaryEpoch !== undefined && this.capture.pending > 0) this.kick();
+      if (stuck) {
+        // A path could not be read (permissions, a race with a delete): try again a little later, not at once.
+        this.retryAfter = new Promise<void>((resolve) => setTimeout(resolve, 100).unref()).then(() => {
+          this.retryAfter = undefined;
+          this.kick();
+        });
+      } else if (this.primaryEpoch !== undefined && this.capture.pending > 0) this.kick();
     });
   }
 
-  private async pump(): Promise<void> {
+  private retryAfter: Promise<void> | undefined;
+
+  /** Ships dirty paths while primary; resolves true if it stopped on a path it could not read. */
+  private async pump(): Promise<boolean> {
     while (this.primaryEpoch !== undefined) {
       const [next] = this.capture.take(1);
-      if (!next) return;
+      if (!next) return false;
+      await this.d.inFlightRoom();
       const ok = await this.exclusive(() => this.ship(next.root, next.path));
-      if (!ok) return;
+      if (!ok) return this.primaryEpoch !== undefined;
     }
+    return false;
   }
 
   /** Reads one dirty path and feeds its records to the machine; false if it must wait (unreadable now). */
@@ -321,6 +344,7 @@ export class MirrorReplication {
         this.shippedRecords++;
         this.d.change(encodeRecord(record));
         await this.d.writableAll();
+        await this.d.inFlightRoom();
       }
     } catch (err) {
       // Unreadable now (permissions, a race with a delete): read it again later.

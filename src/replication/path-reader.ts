@@ -142,7 +142,10 @@ export async function* readPath(o: ReadOptions, root: number, path: string, prev
       if (offset < size && pending.length > 0) yield part(false);
     }
     const after = await h.stat();
-    const changedWhileReading = after.size !== size || after.mtimeMs !== before.mtimeMs || offset !== size;
+    // The open file may have changed, or the path may now name another file (replaced by a rename).
+    const now = await lstat(abs).catch(() => null);
+    const replaced = !now || now.ino !== before.ino || now.dev !== before.dev;
+    const changedWhileReading = after.size !== size || after.mtimeMs !== before.mtimeMs || offset !== size || replaced;
     yield part(true);
     return { hashes: hashes.subarray(0, Math.min(index, blocks) * HASH_BYTES), changedWhileReading };
 
@@ -190,7 +193,8 @@ export async function* readBlocks(o: ReadOptions, root: number, path: string, in
       first = false;
     }
     const after = await h.stat();
-    return { changedWhileReading: after.size !== size || after.mtimeMs !== before.mtimeMs };
+    const now = await lstat(abs).catch(() => null);
+    return { changedWhileReading: after.size !== size || after.mtimeMs !== before.mtimeMs || !now || now.ino !== before.ino };
   } finally {
     await h.close();
   }
@@ -218,7 +222,13 @@ function readSmall(abs: string, root: number, path: string): { record: FileRecor
       blocks.push({ index, data: block });
     }
     const record: FileRecord = { kind: 'file', root, path, mode: before.mode & 0o7777, uid: before.uid, gid: before.gid, mtimeMs: before.mtimeMs, size: before.size, staged: true, first: true, last: true, blocks };
-    return { record, hashes, changed: after.size !== before.size || after.mtimeMs !== before.mtimeMs || got !== before.size };
+    let replaced = true;
+    try {
+      replaced = lstatSync(abs).ino !== before.ino;
+    } catch {
+      // gone: replaced by nothing
+    }
+    return { record, hashes, changed: after.size !== before.size || after.mtimeMs !== before.mtimeMs || got !== before.size || replaced };
   } finally {
     closeSync(fd);
   }

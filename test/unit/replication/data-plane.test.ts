@@ -165,6 +165,40 @@ test('a change of a few blocks of a big file sends those blocks only, in place; 
   }
 });
 
+test('a file replaced while it is being shipped is reported, and shipping it again leaves the new file whole', async () => {
+  const p = pair();
+  try {
+    writeFileSync(join(p.primary, 'big.db'), Buffer.alloc(512 * 1024, 1));
+    await ship(p, 'big.db');
+    // Changed, then read part by part; after the first part it is replaced by another file (rename over it).
+    const fd = openSync(join(p.primary, 'big.db'), 'r+');
+    writeSync(fd, Buffer.alloc(4096, 2), 0, 4096, 0);
+    closeSync(fd);
+    const gen = readPath({ roots: [p.primary], maxRecordBytes: 64 * 1024, smallFile: 0 }, 0, 'big.db', p.hashes.get('big.db'));
+    const first = await gen.next();
+    assert.equal(first.done, false);
+    await p.applier.apply(encodeRecord(first.value as ChangeRecord));
+    writeFileSync(join(p.primary, 'next.db'), Buffer.alloc(300 * 1024, 3));
+    renameSync(join(p.primary, 'next.db'), join(p.primary, 'big.db'));
+    let outcome;
+    for (;;) {
+      const step = await gen.next();
+      if (step.done) {
+        outcome = step.value;
+        break;
+      }
+      await p.applier.apply(encodeRecord(step.value));
+    }
+    // The open descriptor kept reading the replaced file; the stat after says the path moved on.
+    assert.equal(outcome.changedWhileReading, true, 'the reader noticed');
+    p.hashes.delete('big.db');
+    await ship(p, 'big.db');
+    assert.deepEqual(readFileSync(join(p.secondary, 'big.db')), readFileSync(join(p.primary, 'big.db')));
+  } finally {
+    p.cleanup();
+  }
+});
+
 test('a patch interrupted by a crash is replayed from the intent journal', async () => {
   const p = pair();
   try {
