@@ -143,7 +143,7 @@ export class Agent {
       nodes: config.nodes.map((n) => n.name),
       witnesses: config.witnesses.map((w) => w.name),
       timings: config.timings,
-      replication: { lagTimeout: config.timings.lease / 2, retransmitInterval: config.timings.heartbeatInterval, maxLog: 10_000, maxLogBytes: 64 * 1024 * 1024 },
+      replication: { lagTimeout: config.timings.lease / 2, retransmitInterval: config.timings.heartbeatInterval, maxLog: 10_000, maxLogBytes: 64 * 1024 * 1024, maxResendBytes: REPLICATION_PENDING_BYTES },
       modules: mirrorConfigs.map((m) => ({ name: m.name, nodes: m.nodes, ...(m.preferredNode ? { preferredNode: m.preferredNode } : {}), failback: m.failback })),
     };
     this.driver = new MemberDriver(memberConfig, opened.loaded, this.clock, (a) => this.act(a));
@@ -546,15 +546,18 @@ export class Agent {
       return;
     }
     if (!this.positionTimer) {
-      this.positionTimer = setTimeout(() => this.flushPositions(), 1000);
+      this.positionTimer = setTimeout(() => this.flushPositions(true), 1000);
       this.positionTimer.unref();
     }
   }
 
-  private flushPositions(): void {
+  private flushPositions(inBackground = false): void {
     clearTimeout(this.positionTimer);
     this.positionTimer = undefined;
-    for (const [module, position] of this.pendingPositions) this.state.setModule(module, position);
+    for (const [module, position] of this.pendingPositions) {
+      if (!inBackground) this.state.setModule(module, position);
+      else void this.state.setModuleInBackground(module, position).catch((err: Error) => this.log.error(`cannot write the position of ${module}: ${err.message}`));
+    }
     this.pendingPositions.clear();
   }
 
@@ -593,14 +596,16 @@ export class Agent {
     else this.afterApply(msg.module, () => repl.applyResync(msg.data));
   }
 
-  /** Waits while an in-sync secondary has more than REPLICATION_IN_FLIGHT_BYTES unacknowledged (woken by acks). */
+  /** Waits while a secondary that keeps up has more than REPLICATION_IN_FLIGHT_BYTES unacknowledged (woken by acks). */
   private async inFlightRoom(module: string): Promise<void> {
     for (;;) {
       const p = this.driver.current.modules[module]?.primary;
       if (!p) return;
       let worst = 0;
-      for (const [node, t] of Object.entries(p.secondaries)) {
-        if (!t.connected || t.snapshotting || t.acked < 0 || !p.committedInSync.includes(node)) continue;
+      const now = this.clock.now();
+      for (const t of Object.values(p.secondaries)) {
+        // Every secondary that keeps up, in sync or catching up; not one that stopped acknowledging (lag drops it).
+        if (!t.connected || t.snapshotting || t.acked < 0 || now - t.lastSentAt > 2000) continue;
         let bytes = 0;
         for (let i = p.log.length - 1; i >= 0 && p.log[i]!.seq > t.acked; i--) bytes += p.log[i]!.data.length;
         worst = Math.max(worst, bytes);

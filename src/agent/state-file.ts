@@ -11,6 +11,7 @@
  * not silently treated as missing: that would turn a damaged disk into
  * amnesia without anyone deciding it.
  */
+import { open, rm } from 'node:fs/promises';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { SkyhaError } from '../core/errors.js';
@@ -74,6 +75,10 @@ export class StateFile {
   }
 
   setVoter(voter: VoterDisk): void {
+    // A renewal changes only the promise's expiry, which is not on disk (a restarted voter waits out its quarantine):
+    // the same disk is not written again. Writing it (two fsyncs, on the event loop) for every renewal made
+    // renewals wait behind a busy disk's fsyncs, long enough to lose the lease under heavy replication.
+    if (JSON.stringify(this.disk.voter) === JSON.stringify(voter)) return;
     this.disk = { ...this.disk, voter };
     this.write();
   }
@@ -104,12 +109,55 @@ export class StateFile {
     this.write();
   }
 
-  private write(): void {
+  /**
+   * A module's advanced position, written off the event loop: what waits for
+   * it is nothing (see the agent's persistModule), and an fsync behind a busy
+   * disk can take hundreds of milliseconds — too long for lease renewals to
+   * wait. A later write (either kind) supersedes it: each write carries the
+   * whole state, and one that lost the race is not renamed into place.
+   */
+  async setModuleInBackground(module: string, position: { epoch: number; dataEpoch: number; applied: number }): Promise<void> {
+    const old = this.disk.modules[module];
+    if (old && old.epoch === position.epoch && old.dataEpoch === position.dataEpoch && old.applied === position.applied) return;
+    this.disk = { ...this.disk, modules: { ...this.disk.modules, [module]: position } };
+    const generation = ++this.generation;
+    const text = this.text();
+    const tmp = `${this.path}.${generation}.tmp`;
+    const h = await open(tmp, 'w', 0o600);
+    try {
+      await h.writeFile(text);
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+    // Checked and renamed in one step of the event loop: no other write can slip in between.
+    if (generation !== this.generation) {
+      await rm(tmp, { force: true });
+      return;
+    }
+    renameSync(tmp, this.path);
+    const dir = await open(dirname(this.path), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+    this.writes++;
+  }
+
+  private generation = 0;
+
+  private text(): string {
     const body: FileShape = { format: FORMAT, ...this.identity, disk: this.disk, ...(Object.keys(this.adminStates).length > 0 ? { admin: this.adminStates } : {}) };
+    return JSON.stringify(body);
+  }
+
+  private write(): void {
+    ++this.generation;
     const tmp = `${this.path}.tmp`;
     const fd = openSync(tmp, 'w', 0o600);
     try {
-      writeSync(fd, JSON.stringify(body));
+      writeSync(fd, this.text());
       fsyncSync(fd);
     } finally {
       closeSync(fd);

@@ -21,6 +21,8 @@ export interface ReplicationTimings {
   maxLog: number;
   /** The same bound in bytes of change data (the memory window); unbounded if absent. */
   maxLogBytes?: number;
+  /** Change data sent again at once to a secondary that is behind, at most (at least one change); unbounded if absent. */
+  maxResendBytes?: number;
 }
 
 export interface SecondaryTrack {
@@ -194,8 +196,17 @@ function resend(out: Out, node: string, now: number): void {
     out.actions.push({ type: 'send-snapshot', to: node, seq: s.seq, dataEpoch: s.epoch, applied: t.acked });
     return;
   }
-  for (const c of missing) out.actions.push({ type: 'send', to: node, message: { type: 'repl-change', module: s.module, epoch: s.epoch, seq: c.seq, data: c.data } });
-  track(out, node, { lastSentAt: now, sent: s.seq });
+  // At most maxResendBytes at a time: a secondary that is slow to acknowledge (a big fsync) has most of it in flight
+  // already, and resending a whole window at once would stall the primary and overflow the link.
+  let bytes = 0;
+  let last = t.acked;
+  for (const c of missing) {
+    if (last > t.acked && bytes + c.data.length > (s.timings.maxResendBytes ?? Infinity)) break;
+    out.actions.push({ type: 'send', to: node, message: { type: 'repl-change', module: s.module, epoch: s.epoch, seq: c.seq, data: c.data } });
+    bytes += c.data.length;
+    last = c.seq;
+  }
+  track(out, node, { lastSentAt: now, sent: Math.max(t.sent ?? -1, last) });
 }
 
 function housekeeping(out: Out, now: number): void {

@@ -23,6 +23,23 @@ describe('agent state file', () => {
     assert.deepEqual(readdirSync(d), ['state.json']);
   });
 
+  it('a position written in the background never lands over a later write; an unchanged voter disk is not written again', async () => {
+    const d = join(dir, 'bg');
+    const { file } = StateFile.open(d, who);
+    file.setVoter({ modules: { db: { maxEpoch: 2 } } });
+    const background = file.setModuleInBackground('db', { epoch: 2, dataEpoch: 2, applied: 10 });
+    // A vote made durable while the background write is under way: it must not be lost to the older snapshot.
+    file.setVoter({ modules: { db: { maxEpoch: 3 } } });
+    await background;
+    assert.deepEqual(StateFile.open(d, who).loaded, { voter: { modules: { db: { maxEpoch: 3 } } }, modules: { db: { epoch: 2, dataEpoch: 2, applied: 10 } } });
+    assert.deepEqual(readdirSync(d), ['state.json'], 'no temporary file left');
+    const writes = file.writes;
+    file.setVoter({ modules: { db: { maxEpoch: 3 } } });
+    assert.equal(file.writes, writes);
+    await file.setModuleInBackground('db', { epoch: 2, dataEpoch: 2, applied: 11 });
+    assert.deepEqual(StateFile.open(d, who).loaded?.modules, { db: { epoch: 2, dataEpoch: 2, applied: 11 } });
+  });
+
   it('an unchanged module position is not written again', () => {
     const { file } = StateFile.open(join(dir, 'b'), who);
     file.setModule('db', { epoch: 1, dataEpoch: 1, applied: 1 });

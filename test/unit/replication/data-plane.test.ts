@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync, truncateSync, renameSync, chmodSync, openSync, writeSync, closeSync, existsSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { isSkyhaError } from '../../../src/core/errors.js';
 import { Applier } from '../../../src/replication/applier.js';
 import { readPath, HASH_BYTES } from '../../../src/replication/path-reader.js';
@@ -300,12 +300,20 @@ test('property: any sequence of changes, each shipped for the paths it touched, 
           } catch {
             continue; // an operation the tree does not allow (parent missing, not a directory...): nothing changed
           }
-          // A write through a symlink changes its target: the watcher reports the target's path.
+          // The watcher reports real paths: an operation through a symlinked parent touches the path under the
+          // parent's target, and a write through a symlink changes its target.
+          const base = realpathSync(p.primary);
+          const resolved: string[] = [];
+          for (const t of touched) {
+            const parent = realpathOrNull(dirname(join(p.primary, t)));
+            if (!parent || (parent !== base && !parent.startsWith(`${base}/`))) continue;
+            resolved.push(relative(base, join(parent, basename(t))));
+          }
           if (o.op === 'write' || o.op === 'truncate') {
             const real = realpathOrNull(abs);
-            const base = realpathSync(p.primary);
-            if (real && real.startsWith(`${base}/`) && relative(base, real) !== o.path) touched.push(relative(base, real));
+            if (real && real.startsWith(`${base}/`)) resolved.push(relative(base, real));
           }
+          touched.splice(0, touched.length, ...new Set(resolved));
           // What a watcher reports: the touched paths, and for a directory moved in, everything under it.
           for (const t of touched) {
             await ship(p, t, maxRecordBytes, smallFile);
