@@ -74,7 +74,7 @@ export class Agent {
   readonly mirrors = new Map<string, MirrorModule>();
   readonly replications = new Map<string, MirrorReplication>();
   private readonly ackWaiters = new Set<() => void>();
-  private readonly pendingPositions = new Map<string, { epoch: number; dataEpoch: number; applied: number }>();
+  private readonly pendingPositions = new Map<string, { epoch: number; dataEpoch: number; applied: number; fencing?: number }>();
   private positionTimer: NodeJS.Timeout | undefined;
   /** Per mirror module, what must happen after the last apply (its position, its acknowledgement), in order. */
   private readonly replChains = new Map<string, Promise<void>>();
@@ -340,7 +340,7 @@ export class Agent {
       case 'persist-module':
         this.afterApply(a.module, () => {
           const repl = this.replications.get(a.module);
-          this.persistModule(a.module, { epoch: a.epoch, dataEpoch: a.dataEpoch, applied: repl ? repl.durableApplied(a.applied) : a.applied });
+          this.persistModule(a.module, { epoch: a.epoch, dataEpoch: a.dataEpoch, applied: repl ? repl.durableApplied(a.applied) : a.applied, fencing: a.fencing });
         });
         return;
       case 'start-app':
@@ -538,10 +538,10 @@ export class Agent {
    * truth, and a position found older after a crash only makes the primary
    * send again changes that apply the same way twice.
    */
-  private persistModule(module: string, position: { epoch: number; dataEpoch: number; applied: number }): void {
+  private persistModule(module: string, position: { epoch: number; dataEpoch: number; applied: number; fencing?: number }): void {
     const old = this.state.module(module);
     this.pendingPositions.set(module, position);
-    if (!old || old.epoch !== position.epoch || old.dataEpoch !== position.dataEpoch || position.applied < old.applied) {
+    if (!old || old.epoch !== position.epoch || old.dataEpoch !== position.dataEpoch || old.fencing !== position.fencing || position.applied < old.applied) {
       this.flushPositions();
       return;
     }

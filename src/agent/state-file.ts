@@ -84,13 +84,13 @@ export class StateFile {
   }
 
   /** A module's position as last written. */
-  module(module: string): { epoch: number; dataEpoch: number; applied: number } | undefined {
+  module(module: string): { epoch: number; dataEpoch: number; applied: number; fencing?: number } | undefined {
     return this.disk.modules[module];
   }
 
-  setModule(module: string, position: { epoch: number; dataEpoch: number; applied: number }): void {
+  setModule(module: string, position: { epoch: number; dataEpoch: number; applied: number; fencing?: number }): void {
     const old = this.disk.modules[module];
-    if (old && old.epoch === position.epoch && old.dataEpoch === position.dataEpoch && old.applied === position.applied) return;
+    if (old && old.epoch === position.epoch && old.dataEpoch === position.dataEpoch && old.applied === position.applied && old.fencing === position.fencing) return;
     this.disk = { ...this.disk, modules: { ...this.disk.modules, [module]: position } };
     this.write();
   }
@@ -116,9 +116,9 @@ export class StateFile {
    * wait. A later write (either kind) supersedes it: each write carries the
    * whole state, and one that lost the race is not renamed into place.
    */
-  async setModuleInBackground(module: string, position: { epoch: number; dataEpoch: number; applied: number }): Promise<void> {
+  async setModuleInBackground(module: string, position: { epoch: number; dataEpoch: number; applied: number; fencing?: number }): Promise<void> {
     const old = this.disk.modules[module];
-    if (old && old.epoch === position.epoch && old.dataEpoch === position.dataEpoch && old.applied === position.applied) return;
+    if (old && old.epoch === position.epoch && old.dataEpoch === position.dataEpoch && old.applied === position.applied && old.fencing === position.fencing) return;
     this.disk = { ...this.disk, modules: { ...this.disk.modules, [module]: position } };
     const generation = ++this.generation;
     const text = this.text();

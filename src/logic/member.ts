@@ -49,7 +49,12 @@ export type MemberMessage =
 export interface MemberDisk {
   voter?: VoterDisk;
   /** Per module: highest epoch known, and the position of the local data. */
-  modules: Record<string, { epoch: number; dataEpoch: number; applied: number }>;
+  /**
+   * `epoch`: the highest epoch this node used or saw (its next attempt goes above it). `fencing`: the highest epoch of
+   * a primary it knows was granted (announcements, acquisitions, hand-overs, messages) — what it refuses older ones by.
+   * A failed attempt raises the first, never the second: else a restarted secondary would refuse the real primary.
+   */
+  modules: Record<string, { epoch: number; dataEpoch: number; applied: number; fencing?: number }>;
 }
 
 interface ModuleSlot {
@@ -89,7 +94,7 @@ export type MemberInput =
 export type MemberAction =
   | { type: 'send'; to: string; message: MemberMessage }
   | { type: 'persist-voter'; disk: VoterDisk }
-  | { type: 'persist-module'; module: string; epoch: number; dataEpoch: number; applied: number }
+  | { type: 'persist-module'; module: string; epoch: number; dataEpoch: number; applied: number; fencing: number }
   /** Start the application as primary; the keeper must stop it at `validUntil` unless renewed. */
   | { type: 'start-app'; module: string; epoch: number; validUntil: number; reason: Reason }
   | { type: 'extend-app'; module: string; validUntil: number }
@@ -135,14 +140,19 @@ export function initMember(config: MemberConfig, disk: MemberDisk | undefined, n
       if (!m.nodes.includes(config.self)) continue;
       const d = disk?.modules[m.name];
       state.modules[m.name] = {
-        mirror: initMirror({ module: m.name, self: config.self, nodes: m.nodes, ...(m.preferredNode ? { preferredNode: m.preferredNode } : {}), failback: m.failback, timings: { lease: t.lease, renewInterval: t.renewInterval }, epoch: d?.epoch ?? 0, voters: voters.length, now }),
-        secondary: initReplicationSecondary({ module: m.name, self: config.self, dataEpoch: d?.dataEpoch ?? 0, applied: d?.applied ?? 0, epoch: d?.epoch ?? 0 }),
+        mirror: initMirror({ module: m.name, self: config.self, nodes: m.nodes, ...(m.preferredNode ? { preferredNode: m.preferredNode } : {}), failback: m.failback, timings: { lease: t.lease, renewInterval: t.renewInterval }, epoch: fencingOf(d), voters: voters.length, now }),
+        secondary: initReplicationSecondary({ module: m.name, self: config.self, dataEpoch: d?.dataEpoch ?? 0, applied: d?.applied ?? 0, epoch: fencingOf(d) }),
         nextAnnounceAt: Infinity,
       };
       state.wakes[`mirror:${m.name}`] = now;
     }
   }
   return state;
+}
+
+/** The epoch a restarted member fences by (a disk written before `fencing` existed: its data's epoch). */
+function fencingOf(d: MemberDisk['modules'][string] | undefined): number {
+  return d ? (d.fencing ?? d.dataEpoch) : 0;
 }
 
 type Work =
@@ -340,7 +350,7 @@ function persistModule(run: Run, module: string): void {
   const slot = run.state.modules[module]!;
   const epoch = Math.max(slot.mirror.epoch, slot.secondary.epoch, run.state.client?.knownEpoch[module] ?? 0);
   const data = slot.primary ? { dataEpoch: slot.primary.epoch, applied: slot.primary.seq } : { dataEpoch: slot.secondary.dataEpoch, applied: slot.secondary.applied };
-  run.actions.push({ type: 'persist-module', module, epoch, ...data });
+  run.actions.push({ type: 'persist-module', module, epoch, ...data, fencing: Math.max(slot.mirror.epoch, slot.secondary.epoch, data.dataEpoch) });
   // The voter reports it with its votes: data that survives proves the cluster is not new.
   voter(run, { type: 'local-data', module, dataEpoch: data.dataEpoch });
 }

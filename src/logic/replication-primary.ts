@@ -128,6 +128,12 @@ export function stepReplicationPrimary(state: ReplicationPrimaryState, event: Re
       const t = s().secondaries[event.node];
       if (!t) break;
       if (event.status === 'dead') track(out, event.node, { connected: false, sent: -1 });
+      else if (!t.connected && t.acked >= 0 && !t.snapshotting) {
+        // Back after being given up for dead (a partition healed) at the same epoch: it has no reason to say hello
+        // again, so go on from what it acknowledged (from the log, or with a resync if the log no longer reaches).
+        track(out, event.node, { connected: true, sent: t.acked, lastSentAt: -Infinity });
+        resend(out, event.node, now);
+      }
       break;
     }
     case 'barrier':

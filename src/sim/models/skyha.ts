@@ -222,7 +222,7 @@ class SkyhaProcess implements SimProcess<MemberMessage> {
         ctx.disk.set('voter', a.disk as unknown as DiskValue);
         return;
       case 'persist-module':
-        ctx.disk.set(`module:${a.module}`, { epoch: a.epoch, dataEpoch: a.dataEpoch, applied: a.applied });
+        ctx.disk.set(`module:${a.module}`, { epoch: a.epoch, dataEpoch: a.dataEpoch, applied: a.applied, fencing: a.fencing });
         return;
       case 'start-app':
         ctx.observe({ type: 'app-start', module: a.module, role: 'primary', epoch: a.epoch });
