@@ -21,7 +21,11 @@ import { TlsLinks } from '../link/tls-links.js';
 import type { FarmMessage } from '../logic/farm-messages.js';
 import type { MemberAction, MemberConfig, MemberMessage } from '../logic/member.js';
 import { reason, type Reason } from '../logic/step.js';
+import { ApiServer } from '../api/server.js';
+import { ClusterEvents } from '../observe/cluster-events.js';
+import { EventLog } from '../observe/event-log.js';
 import { EventRing } from '../observe/events.js';
+import { MemberMetrics } from '../observe/metrics.js';
 import type { Logger } from '../observe/log.js';
 import { killLeftovers } from '../supervise/leftovers.js';
 import { AppSupervisor } from './app-supervisor.js';
@@ -29,8 +33,10 @@ import { ControlSocket, type ControlReply, type ControlRequest, type MirrorComma
 import { FarmModule } from './farm-module.js';
 import { GateController } from './gate-controller.js';
 import { createGateEngine } from './gate-engine.js';
-import { HttpEndpoint } from './http-endpoint.js';
+import { EventRelay, type EventRelayMessage } from './event-relay.js';
+import { MemberApi } from './member-api.js';
 import { MemberDriver } from './member-driver.js';
+import { PeerCalls, type PeerCallsMessage } from './peer-calls.js';
 import { MirrorModule } from './mirror-module.js';
 import { MirrorReplication } from './mirror-replication.js';
 import type { ReplResyncBeginMessage, ReplResyncMessage, ResyncMessage } from '../replication/resync-messages.js';
@@ -46,8 +52,8 @@ export interface MirrorOperatorMessage {
   by: string;
 }
 
-/** What travels on the links: the member machine's messages, the farm modules' reports, resyncs (outside the change stream), operators' commands. */
-export type LinkMessage = MemberMessage | FarmMessage | ResyncMessage | MirrorOperatorMessage;
+/** What travels on the links: the member machine's messages, the farm modules' reports, resyncs (outside the change stream), operators' commands, calls between members' APIs, events. */
+export type LinkMessage = MemberMessage | FarmMessage | ResyncMessage | MirrorOperatorMessage | PeerCallsMessage | EventRelayMessage;
 
 /** Bytes that may wait in a link before replication waits for it to drain (under the links' drop limit). */
 const REPLICATION_PENDING_BYTES = 4 * 1024 * 1024;
@@ -70,6 +76,11 @@ export class Agent {
   readonly clock: Clock;
   readonly log: Logger;
   readonly events: EventRing;
+  /** Every member's events, as this member has them (the API's and console's timeline). */
+  readonly clusterEvents = new ClusterEvents();
+  readonly metrics: MemberMetrics;
+  private calls!: PeerCalls;
+  private relay!: EventRelay;
   readonly farms = new Map<string, FarmModule>();
   readonly mirrors = new Map<string, MirrorModule>();
   readonly replications = new Map<string, MirrorReplication>();
@@ -86,7 +97,7 @@ export class Agent {
   private links!: TlsLinks<LinkMessage>;
   private gateController: GateController | undefined;
   private control: ControlSocket | undefined;
-  private http!: HttpEndpoint;
+  private api!: ApiServer;
   private stopping: Promise<void> | undefined;
 
   constructor(options: AgentOptions) {
@@ -96,7 +107,16 @@ export class Agent {
     this.self = self;
     this.clock = options.clock ?? systemClock;
     this.log = options.logger;
-    this.events = new EventRing(self.name, this.log);
+    let disk: EventLog | undefined;
+    try {
+      mkdirSync(self.dataDir, { recursive: true, mode: 0o700 });
+      disk = new EventLog(self.dataDir);
+    } catch {
+      // The state file's own checks report an unusable data directory; events then live in memory only.
+    }
+    this.events = new EventRing(self.name, this.log, 500, disk);
+    this.metrics = new MemberMetrics(() => this.status());
+    this.events.subscribe((e) => this.metrics.onEvent(e));
     this.startedAt = this.clock.now();
   }
 
@@ -118,7 +138,7 @@ export class Agent {
   }
 
   get apiPort(): number {
-    return this.http.port;
+    return this.api.port;
   }
 
   get linkPort(): number {
@@ -183,6 +203,8 @@ export class Agent {
       if (message.type === 'farm-report' || message.type === 'farm-admin') this.gateController?.onMessage(from, message);
       else if (message.type === 'repl-resync' || message.type === 'repl-resync-begin') this.onResync(from, message);
       else if (message.type === 'mirror-operator') this.onMirrorOperator(from, message);
+      else if (message.type === 'peer-call' || message.type === 'peer-reply') this.calls.onMessage(from, message);
+      else if (message.type === 'events' || message.type === 'events-since') this.relay.onMessage(from, message);
       else if (message.type === 'repl-resync-manifest') this.replications.get(message.module)?.onResyncManifest(from, message);
       else {
         this.driver.input({ type: 'receive', from, message });
@@ -208,13 +230,30 @@ export class Agent {
         engine: (module, onObserved) => createGateEngine({ config, self, module, runDir: runDirOfGates, logger: this.log.child({ component: 'gate', module: module.name }), onObserved }),
       });
     }
-    this.http = new HttpEndpoint({ host: self.bind, port: self.apiPort, logger: this.log.child({ component: 'http' }), health: (module) => this.health(module), status: () => this.status() });
+    const peerNames = voters(config).map((v) => v.name).filter((n) => n !== self.name);
+    this.calls = new PeerCalls(
+      (to, message) => this.links.send(to, message),
+      async (_from, call) => (call.op === 'status' ? this.status() : this.onControl(call.request)),
+    );
+    this.relay = new EventRelay(this.events, this.clusterEvents, peerNames, (to, message) => this.links.send(to, message));
+    const backend = new MemberApi({
+      config,
+      self: self.name,
+      health: (module) => this.health(module),
+      status: () => this.status(),
+      events: this.clusterEvents,
+      metrics: this.metrics,
+      calls: this.calls,
+      control: async (req) => this.onControl(req),
+      primaryOf: (module) => this.primaryOf(module),
+    });
+    this.api = new ApiServer({ host: self.bind, port: self.apiPort, ...(config.api.tls ? { tls } : {}), backend, logger: this.log.child({ component: 'api' }) });
     try {
       await this.links.start();
-      await this.http.start();
+      await this.api.start();
     } catch (err) {
       await this.links.close().catch(() => undefined);
-      await this.http.close().catch(() => undefined);
+      await this.api.close().catch(() => undefined);
       const e = err as NodeJS.ErrnoException;
       throw new SkyhaError('SKYHA_ERR_LISTEN', `${self.name} cannot listen on ${self.bind} (link port ${self.linkPort}, API port ${self.apiPort}): ${e.code ?? e.message}`, { cause: err });
     }
@@ -223,20 +262,21 @@ export class Agent {
       await this.control.start();
       await this.gateController?.start();
     } catch (err) {
-      await Promise.all([this.gateController?.close(), this.control?.close(), this.links.close(), this.http.close()].map((p) => p?.catch(() => undefined)));
+      await Promise.all([this.gateController?.close(), this.control?.close(), this.links.close(), this.api.close()].map((p) => p?.catch(() => undefined)));
       const ports = config.modules.flatMap((m) => (m.kind === 'farm' && m.gate && m.nodes.includes(self.name) ? [`${m.name} on ${m.gate.port}`] : [])).join(', ');
       throw new SkyhaError('SKYHA_ERR_LISTEN', `${self.name} cannot start its control socket or gates${ports ? ` (${ports})` : ''}: ${(err as Error).message}`, { cause: err });
     }
     try {
       for (const r of this.replications.values()) await r.start();
     } catch (err) {
-      await Promise.all([this.gateController?.close(), this.control?.close(), this.links.close(), this.http.close(), ...[...this.replications.values()].map((r) => r.close())].map((p) => p?.catch(() => undefined)));
+      await Promise.all([this.gateController?.close(), this.control?.close(), this.links.close(), this.api.close(), ...[...this.replications.values()].map((r) => r.close())].map((p) => p?.catch(() => undefined)));
       throw err;
     }
     this.driver.start();
+    this.relay.start();
     for (const f of this.farms.values()) f.start();
     for (const m of this.mirrors.values()) m.app.prepareSpare();
-    this.events.emit({ reason: 'MEMBER_STARTED', text: `${self.role} ${self.name} of cluster ${config.name} started (links on ${self.bind}:${this.links.port}, API on ${self.bind}:${this.http.port}, profile ${config.profile})` });
+    this.events.emit({ reason: 'MEMBER_STARTED', text: `${self.role} ${self.name} of cluster ${config.name} started (links on ${self.bind}:${this.links.port}, API on ${config.api.tls ? 'https' : 'http'}://${self.bind}:${this.api.port}, profile ${config.profile})` });
   }
 
   private addFarm(m: FarmModuleConfig, runDir: string): void {
@@ -452,8 +492,15 @@ export class Agent {
   /** A command from the local control socket. */
   private onControl(req: ControlRequest): ControlReply | Promise<ControlReply> {
     switch (req.op) {
-      case 'barrier':
-        return this.barrier(req.module, req.timeoutMs);
+      case 'barrier': {
+        const started = this.clock.now();
+        return this.barrier(req.module, req.timeoutMs).then((reply) => {
+          this.metrics.observeBarrier(req.module, reply.ok, (this.clock.now() - started) / 1000);
+          return reply;
+        });
+      }
+      case 'restart':
+        return this.restart(req.module, req.node, req.by);
       case 'whoami':
         return { ok: true, member: this.self.name };
       case 'mirror':
@@ -468,6 +515,43 @@ export class Agent {
   }
 
   /**
+   * An operator restarts a module on a node: a farm's application stops and
+   * starts again (it leaves the gate meanwhile, as on a failed checker); a
+   * mirror primary's application is stopped and the role machine, still
+   * primary under its lease, starts it again; a module given up (or a mirror
+   * node out of service) is reset, which starts it. Elsewhere it goes to the
+   * node it names.
+   */
+  private async restart(module: string, node: string, by: string): Promise<ControlReply> {
+    const spec = this.config.modules.find((m) => m.name === module);
+    if (!spec) return { ok: false, error: `no module named ${module} in ${this.config.name}` };
+    if (!spec.nodes.includes(node)) return { ok: false, error: `${node} does not run ${module} (${spec.nodes.join(', ')})` };
+    if (node !== this.self.name) {
+      try {
+        return await this.calls.call(node, { op: 'control', request: { op: 'restart', module, node, by } }, 5000);
+      } catch (err) {
+        return { ok: false, error: `${this.self.name} could not pass the restart to ${node}: ${(err as Error).message}` };
+      }
+    }
+    const farm = this.farms.get(module);
+    const mirror = this.mirrors.get(module);
+    const role = this.driver.current.modules[module]?.mirror.role;
+    const what = farm ? (farm.givenUp ? 'reset (it was given up) and started' : 'restarted') : mirror?.givenUp || role === 'out-of-service' ? 'reset (it was out of service here)' : role === 'primary' ? 'restarted under the same lease' : undefined;
+    if (!what) return { ok: false, error: `${module} does not run on ${node} now (${role ?? 'no role'}): only its primary runs the application` };
+    this.events.emit({ module, reason: 'OPERATOR_RESTART', text: `${by} asked for a restart of ${module} on ${node}: ${what}`, data: { node, by } });
+    if (farm) {
+      if (farm.givenUp) farm.reset(by);
+      else void farm.app.stop(`restart asked by ${by}`).then(() => {
+        if (!farm.givenUp && farm.app.status === 'stopped') farm.start();
+      });
+    } else if (mirror) {
+      if (mirror.givenUp || role === 'out-of-service') mirror.reset(by);
+      else void mirror.app.stop(`restart asked by ${by}`);
+    }
+    return { ok: true, member: this.self.name, detail: `${module} on ${node}: ${what}` };
+  }
+
+  /**
    * An operator's command for a mirror module, from the control socket:
    * carried out here if this node is the one it concerns (the primary for a
    * switchover, the named node otherwise), else passed to that node.
@@ -478,8 +562,7 @@ export class Agent {
     if (node !== undefined && !spec.nodes.includes(node)) return { ok: false, error: `${node} does not run ${module} (${spec.nodes.join(', ')})` };
     let target = node;
     if (command === 'switchover') {
-      const slot = this.driver.current.modules[module];
-      target = slot?.mirror.role === 'primary' ? this.self.name : slot?.mirror.primary?.node;
+      target = this.primaryOf(module);
       if (!target) return { ok: false, error: `${this.self.name} knows no primary of ${module} to switch over from` };
       if (node === target) return { ok: false, error: `${node} is already the primary of ${module}` };
     }
@@ -501,7 +584,9 @@ export class Agent {
     if (options.force) {
       for (const m of [...this.farms.values(), ...this.mirrors.values()]) m.app.detach();
       this.driver?.stop();
-      return Promise.all([this.gateController?.close(), this.control?.close(), this.links?.close(), this.http?.close(), ...[...this.replications.values()].map((r) => r.close())]).then(() => undefined);
+      this.relay?.stop();
+      this.calls?.close();
+      return Promise.all([this.gateController?.close(), this.control?.close(), this.links?.close(), this.api?.close(), ...[...this.replications.values()].map((r) => r.close())]).then(() => undefined);
     }
     this.stopping ??= this.shutdown(options.deadline ?? this.defaultDeadline());
     return this.stopping;
@@ -527,7 +612,9 @@ export class Agent {
     this.driver.stop();
     await Promise.all([...this.replChains.values()].map((c) => c.catch(() => undefined)));
     this.flushPositions();
-    await Promise.all([this.gateController?.close(), this.control?.close(), this.links.close(), this.http.close(), ...[...this.replications.values()].map((r) => r.close())]);
+    this.relay.stop();
+    this.calls.close();
+    await Promise.all([this.gateController?.close(), this.control?.close(), this.links.close(), this.api.close(), ...[...this.replications.values()].map((r) => r.close())]);
     this.events.emit({ reason: 'MEMBER_STOPPED', text: `${this.self.name} stopped` });
   }
 
@@ -646,6 +733,14 @@ export class Agent {
     const historyError = await historySynced;
     if (result.ok && historyError) return { ok: false, error: `barrier of ${module}: the history of ${this.self.name} could not be made durable: ${historyError}` };
     return result.ok ? { ok: true, member: this.self.name, detail: result.text } : { ok: false, error: result.text };
+  }
+
+  /** Who this member believes is the primary of a mirror module: its own role machine's word, else (a witness) the lease holder its voter records. */
+  primaryOf(module: string): string | undefined {
+    const state = this.driver.current;
+    const slot = state.modules[module];
+    if (slot?.mirror.role === 'primary') return this.self.name;
+    return slot?.mirror.primary?.node ?? state.voter.modules[module]?.record?.holder;
   }
 
   holdsLease(module: string): boolean {

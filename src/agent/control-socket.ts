@@ -17,6 +17,8 @@ export type ControlRequest =
   | { op: 'barrier'; module: string; timeoutMs: number }
   /** `node`: the switchover's target (optional), the node to promote (force-failover) or to reset. */
   | { op: 'mirror'; module: string; command: MirrorCommand; node?: string; by: string }
+  /** Restart the module's application on `node` (a given-up or out-of-service module: clear that and start again). */
+  | { op: 'restart'; module: string; node: string; by: string }
   | { op: 'whoami' };
 
 export type ControlReply = { ok: true; member: string; detail?: string } | { ok: false; error: string };
@@ -93,6 +95,10 @@ function parse(line: string): ControlRequest {
     if (r.command !== 'switchover' && r.command !== 'force-failover' && r.command !== 'reset') throw new Error('mirror: expected "command" to be switchover, force-failover or reset');
     if (r.node !== undefined && typeof r.node !== 'string') throw new Error('mirror: expected "node" to be a string');
     if (r.command !== 'switchover' && r.node === undefined) throw new Error(`mirror: ${r.command} needs "node"`);
+    return r as ControlRequest;
+  }
+  if (r?.op === 'restart') {
+    for (const k of ['module', 'node', 'by'] as const) if (typeof r[k] !== 'string') throw new Error(`restart: expected a string "${k}"`);
     return r as ControlRequest;
   }
   if (r?.op === 'admin') {

@@ -11,6 +11,7 @@ import type { MemberStatus } from '../logic/membership.js';
 import { VERSION } from '../core/version.js';
 import type { SkyhaEvent } from '../observe/events.js';
 import type { Agent } from './agent.js';
+import type { ReplicationPrimaryState } from '../logic/replication-primary.js';
 import type { ReplicationReport } from './mirror-replication.js';
 
 export interface CheckerReport {
@@ -22,6 +23,18 @@ export interface CheckerReport {
   lastAgoMs?: number;
 }
 
+export interface SecondaryReport {
+  node: string;
+  connected: boolean;
+  inSync: boolean;
+  /** The last change it made durable (seq in this epoch; -1: none yet). */
+  ackedSeq: number;
+  /** Changes sent or to send that it has not acknowledged, their bytes, and the age of the oldest, ms. */
+  lagChanges: number;
+  lagBytes: number;
+  lagMs: number;
+}
+
 export interface ModuleReport {
   name: string;
   kind: 'farm' | 'mirror';
@@ -31,6 +44,8 @@ export interface ModuleReport {
   /** Mirror: who this node believes is primary. */
   primary?: { node: string; epoch: number };
   inSync?: readonly string[];
+  /** Mirror, on the primary: each secondary's replication as the primary counts it. */
+  secondaries?: SecondaryReport[];
   /** Mirror, on the holder: time left on the lease, ms. */
   leaseLeftMs?: number;
   app: { status: string; pid?: number; health: CheckerStatus };
@@ -111,6 +126,7 @@ export function buildStatus(agent: Agent): MemberStatusReport {
       epoch: slot?.mirror.epoch ?? 0,
       ...(slot?.mirror.primary ? { primary: { node: slot.mirror.primary.node, epoch: slot.mirror.primary.epoch } } : {}),
       ...(slot ? { inSync: slot.mirror.inSync } : {}),
+      ...(slot?.primary ? { secondaries: secondariesOf(slot.primary, now) } : {}),
       ...(lease && lease.phase === 'holding' ? { leaseLeftMs: Math.max(0, Math.round(lease.validUntil - now)) } : {}),
       app: { status: mirror.app.status, ...(mirror.app.pid ? { pid: mirror.app.pid } : {}), health: mirror.app.health },
       checkers: checkers(mirror.app, now),
@@ -132,6 +148,23 @@ export function buildStatus(agent: Agent): MemberStatusReport {
     links: agent.linkSet.stats(),
     events: agent.events.recent(50),
   };
+}
+
+function secondariesOf(p: ReplicationPrimaryState, now: number): SecondaryReport[] {
+  return Object.entries(p.secondaries).map(([node, t]) => {
+    const behind = p.log.filter((e) => e.seq > t.acked);
+    const unknown = t.acked < p.seq && behind.length === 0;
+    return {
+      node,
+      connected: t.connected,
+      inSync: p.committedInSync.includes(node),
+      ackedSeq: t.acked,
+      lagChanges: Math.max(0, p.seq - Math.max(t.acked, 0)),
+      // Past the log window the bytes are not known here: the resync will tell.
+      lagBytes: unknown ? -1 : behind.reduce((n, e) => n + e.data.length, 0),
+      lagMs: behind.length > 0 ? Math.round(now - behind[0]!.at) : 0,
+    };
+  });
 }
 
 function gateOf(agent: Agent, module: string, now: number): { gate?: ModuleReport['gate'] } {

@@ -8,10 +8,12 @@ import { EXIT_RUNTIME, EXIT_USAGE, isSkyhaError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
 import { registerAdminStates } from './commands/admin-state.js';
 import { registerBarrier } from './commands/barrier.js';
+import { registerEvents } from './commands/events.js';
 import { registerMirrorRole } from './commands/mirror-role.js';
 import { registerInit } from './commands/init.js';
 import { registerAgent, registerWitness } from './commands/run-member.js';
 import { registerStatus } from './commands/status.js';
+import { registerToken } from './commands/token.js';
 import { registerValidate } from './commands/validate.js';
 
 export function buildProgram(): Command {
@@ -31,6 +33,8 @@ export function buildProgram(): Command {
   registerAdminStates(program);
   registerBarrier(program);
   registerMirrorRole(program);
+  registerEvents(program);
+  registerToken(program);
   for (const cmd of program.commands) cmd.exitOverride().helpOption('-h, --help', 'show help');
   return program;
 }

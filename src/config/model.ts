@@ -87,6 +87,22 @@ export interface MirrorModuleConfig extends ModuleBase {
 }
 export type ModuleConfig = FarmModuleConfig | MirrorModuleConfig;
 
+/** What a caller of the REST API may do: read, operate (switchover, drain, restart, barrier), everything. */
+export type ApiRole = 'monitor' | 'control' | 'admin';
+
+export interface ApiUser {
+  name: string;
+  role: ApiRole;
+  /** SHA-256 of the bearer token, hex; absent: certificate only. */
+  tokenSha256?: string;
+}
+
+export interface ApiConfig {
+  tls: boolean;
+  users: readonly ApiUser[];
+  publicMetrics: boolean;
+}
+
 export interface ClusterConfig {
   /** Absolute path of the config file, and its directory (base of relative paths). */
   file: string;
@@ -100,6 +116,7 @@ export interface ClusterConfig {
   witnesses: readonly MemberConfig[];
   gate: { engine: 'builtin' | 'haproxy'; haproxyBinary: string };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'; format: 'auto' | 'json' | 'pretty' };
+  api: ApiConfig;
   modules: readonly ModuleConfig[];
 }
 

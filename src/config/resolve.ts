@@ -65,6 +65,11 @@ export function resolveConfig(raw: Raw, file: string): ClusterConfig {
     witnesses,
     gate: { engine: raw.gate?.engine ?? 'builtin', haproxyBinary: abs(raw.gate?.haproxy_binary ?? '/usr/sbin/haproxy') },
     log: { level: raw.log?.level ?? 'info', format: raw.log?.format ?? 'auto' },
+    api: {
+      tls: raw.api?.tls ?? true,
+      users: Object.entries<Raw>(raw.api?.users ?? {}).map(([name, u]) => ({ name, role: u.role, ...(u.token_sha256 ? { tokenSha256: u.token_sha256 as string } : {}) })),
+      publicMetrics: raw.api?.public_metrics ?? false,
+    },
     modules,
   };
   if (cluster.two_node_policy) config.twoNodePolicy = cluster.two_node_policy;

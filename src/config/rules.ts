@@ -263,6 +263,24 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
+    id: 'api-users-not-members',
+    says: 'An API user does not share a member\'s name: a member\'s certificate acts as `admin`, and a name names one identity.',
+    check(config) {
+      const members = new Set(voters(config).map((m) => m.name));
+      return config.api.users.filter((u) => members.has(u.name)).map((u) => err('api-users-not-members', ['api', 'users', u.name], `expected a user name that is not a member's, found ${u.name}, which is a ${config.nodes.some((n) => n.name === u.name) ? 'node' : 'witness'}`, { target: 'key' }));
+    },
+  },
+  {
+    id: 'api-tls-off-on-loopback',
+    says: 'Warning: with `api.tls: false`, tokens and cluster data cross the network in clear unless every member listens on loopback.',
+    check(config, has) {
+      if (config.api.tls) return [];
+      const exposed = voters(config).filter((m) => !/^(127\.|::1$|localhost$)/i.test(m.bind));
+      if (!exposed.length) return [];
+      return [{ severity: 'warning', kind: 'rule', rule: 'api-tls-off-on-loopback', path: ['api', 'tls'], ...(has(['api', 'tls']) ? {} : { locateAt: ['api'] }), message: `expected HTTPS for an API reachable from the network (${exposed.map((m) => m.name).join(', ')} listen beyond loopback), found api.tls: false: tokens travel in clear` }];
+    },
+  },
+  {
     id: 'even-voters',
     says: 'Warning: an even number of voters (4 or more) gains nothing over one fewer; a witness breaks the tie.',
     check(config) {

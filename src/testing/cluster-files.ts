@@ -25,6 +25,8 @@ export interface ClusterSpec {
   /** The `modules:` mapping, as it goes into the YAML (snake_case keys). */
   modules?: Record<string, unknown>;
   log?: { level?: string; format?: string };
+  /** The `api:` mapping, as it goes into the YAML. */
+  api?: Record<string, unknown>;
 }
 
 export interface ClusterFiles {
@@ -58,6 +60,7 @@ export async function writeClusterFiles(dir: string, spec: ClusterSpec): Promise
     nodes: Object.fromEntries(spec.nodes.map((m) => [m.name, entry(m)])),
     ...(spec.witnesses?.length ? { witnesses: Object.fromEntries(spec.witnesses.map((m) => [m.name, entry(m)])) } : {}),
     log: { level: spec.log?.level ?? 'info', format: spec.log?.format ?? 'json' },
+    ...(spec.api ? { api: spec.api } : {}),
     ...(spec.modules ? { modules: spec.modules } : {}),
   };
   const config = join(dir, 'skyha.yaml');

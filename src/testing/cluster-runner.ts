@@ -11,6 +11,8 @@ import { closeSync, openSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MemberStatusReport } from '../agent/status.js';
+import { ApiClient, localCredentials } from '../api/client.js';
+import { requireConfig } from '../config/load.js';
 import type { ClusterFiles, ClusterSpec, MemberSpec } from './cluster-files.js';
 import { waitFor } from './wait.js';
 
@@ -107,6 +109,8 @@ export class ClusterRunner {
     // them down): take down what is under the cluster's directory, so that it can be removed.
     const dir = realpathSync(this.files.dir);
     unmountAll(mountPoints().filter((m) => m === dir || m.startsWith(`${dir}/`)));
+    this.apiClient?.client.close();
+    this.apiClient = undefined;
     return out;
   }
 
@@ -115,10 +119,31 @@ export class ClusterRunner {
     return `http://${m.address}:${m.apiPort ?? 7401}${path}`;
   }
 
+  /**
+   * A client of the members' APIs with the credentials of an operator on one
+   * of the nodes (a member's certificate), as the CLI would have.
+   */
+  get api(): { client: ApiClient; config: import('../config/model.js').ClusterConfig } {
+    if (!this.apiClient) {
+      const { config } = requireConfig(this.files.config, { checkTls: false });
+      this.apiClient = { client: new ApiClient(config, localCredentials(config)), config };
+    }
+    return this.apiClient;
+  }
+  private apiClient: { client: ApiClient; config: import('../config/model.js').ClusterConfig } | undefined;
+
+  /** A request to a member's API as an operator; rejects when it does not answer. */
+  request<T = unknown>(name: string, method: string, path: string, body?: unknown, timeout = 2000): Promise<{ status: number; body: T }> {
+    const { client, config } = this.api;
+    const m = [...config.nodes, ...config.witnesses].find((x) => x.name === name);
+    if (!m) throw new Error(`no member ${name}`);
+    return client.request<T>(m, method, path, body, timeout);
+  }
+
   async status(name: string, timeout = 500): Promise<MemberStatusReport | undefined> {
     try {
-      const res = await fetch(this.url(name, '/v1/status'), { signal: AbortSignal.timeout(timeout) });
-      return res.ok ? ((await res.json()) as MemberStatusReport) : undefined;
+      const answer = await this.request<MemberStatusReport>(name, 'GET', '/v1/status', undefined, timeout);
+      return answer.status === 200 ? answer.body : undefined;
     } catch {
       return undefined;
     }

@@ -4,14 +4,14 @@
  * `drain` takes no new requests and lets the open ones finish, `maint` takes
  * the node out and closes its connections, `ready` puts it back.
  *
- * Run on any node of the cluster: the command talks to the agent on this
- * machine through its control socket (`<data_dir>/run/control.sock`), and
- * that agent passes the change to the node that owns it. The node keeps the
- * state across restarts; every gate follows it within one link round trip.
+ * Run anywhere the config file and credentials are: the command asks a
+ * member's REST API (`PUT /v1/modules/MODULE/nodes/NODE/admin`), which passes
+ * the change to the node that owns it. The node keeps the state across
+ * restarts; every gate follows it within one link round trip.
+ *
+ * `skyha restart MODULE --node NODE`: restarts the module's application on
+ * that node (or resets a module given up there), through the API too.
  */
-import { existsSync } from 'node:fs';
-import { userInfo } from 'node:os';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import { SkyhaError } from '../../core/errors.js';
 import type { AdminState } from '../../logic/farm-pool.js';
@@ -21,6 +21,7 @@ interface Options {
   node: string;
   via?: string;
   json?: boolean;
+  token?: string;
 }
 
 const VERBS: ReadonlyArray<{ state: AdminState; says: string }> = [
@@ -36,36 +37,44 @@ export function registerAdminStates(program: Command): void {
       .description(verb.says)
       .requiredOption('--config <file>', 'the cluster config file')
       .requiredOption('--node <node>', 'the node whose admin state changes')
-      .option('--via <node>', 'the agent on this machine to ask (default: the one whose control socket is here)')
+      .option('--via <member>', 'the member whose API to ask first (default: the first that answers)')
       .option('--json', 'print the answer as JSON')
+      .option('--token <token>', 'API bearer token (default: $SKYHA_TOKEN, else the certificate of a member whose key is readable here)')
       .action(async (module: string, opts: Options) => {
         const { requireConfig } = await import('../../config/load.js');
-        const { controlRequest } = await import('../../agent/control-socket.js');
         const { config } = requireConfig(opts.config, { checkTls: false });
         const mod = config.modules.find((m) => m.name === module);
         if (!mod || mod.kind !== 'farm') throw new SkyhaError('SKYHA_ERR_USAGE_BAD_ARGUMENT', `${module}: expected a farm module of ${config.name} (${config.modules.filter((m) => m.kind === 'farm').map((m) => m.name).join(', ') || 'none'})`);
         if (!mod.nodes.includes(opts.node)) throw new SkyhaError('SKYHA_ERR_USAGE_BAD_ARGUMENT', `--node: expected a node that runs ${module} (${mod.nodes.join(', ')}), found ${JSON.stringify(opts.node)}`);
-        const candidates = config.nodes.filter((n) => (opts.via ? n.name === opts.via : true));
-        if (opts.via && candidates.length === 0) throw new SkyhaError('SKYHA_ERR_CONFIG_UNKNOWN_MEMBER', `--via: no node named ${opts.via} in ${config.file}`);
-        const sockets = candidates.map((n) => ({ node: n.name, path: join(n.dataDir, 'run', 'control.sock') })).filter((s) => existsSync(s.path));
-        if (sockets.length === 0) {
-          throw new SkyhaError('SKYHA_ERR_CONTROL_UNREACHABLE', `no agent of ${config.name} runs on this machine (no control socket under the data_dir of ${candidates.map((n) => n.name).join(', ')})`);
-        }
-        const by = `${userInfo().username}@cli`;
-        let lastError = '';
-        for (const s of sockets) {
-          let reply;
-          try {
-            reply = await controlRequest(s.path, { op: 'admin', module, node: opts.node, state: verb.state, by });
-          } catch (err) {
-            lastError = `${s.path}: ${(err as Error).message}`;
-            continue;
-          }
-          if (!reply.ok) throw new SkyhaError('SKYHA_ERR_CONTROL_REFUSED', `the agent ${s.node} refused: ${reply.error}`);
-          process.stdout.write(opts.json ? JSON.stringify({ module, node: opts.node, state: verb.state, via: reply.member }) + '\n' : `${reply.detail ?? `${module} on ${opts.node}: ${verb.state}`} via ${reply.member}\n`);
-          return;
-        }
-        throw new SkyhaError('SKYHA_ERR_CONTROL_UNREACHABLE', `no agent answered on its control socket (${lastError})`);
+        await act(config, opts, 'PUT', `/v1/modules/${encodeURIComponent(module)}/nodes/${encodeURIComponent(opts.node)}/admin`, { state: verb.state }, { module, node: opts.node, state: verb.state });
       });
+  }
+  program
+    .command('restart <module>')
+    .description('restart a module\'s application on a node (a module given up there is reset and started)')
+    .requiredOption('--config <file>', 'the cluster config file')
+    .requiredOption('--node <node>', 'the node where the module restarts')
+    .option('--via <member>', 'the member whose API to ask first (default: the first that answers)')
+    .option('--json', 'print the answer as JSON')
+    .option('--token <token>', 'API bearer token (default: $SKYHA_TOKEN, else the certificate of a member whose key is readable here)')
+    .action(async (module: string, opts: Options) => {
+      const { requireConfig } = await import('../../config/load.js');
+      const { config } = requireConfig(opts.config, { checkTls: false });
+      const mod = config.modules.find((m) => m.name === module);
+      if (!mod) throw new SkyhaError('SKYHA_ERR_USAGE_BAD_ARGUMENT', `${module}: expected a module of ${config.name} (${config.modules.map((m) => m.name).join(', ') || 'none'})`);
+      if (!mod.nodes.includes(opts.node)) throw new SkyhaError('SKYHA_ERR_USAGE_BAD_ARGUMENT', `--node: expected a node that runs ${module} (${mod.nodes.join(', ')}), found ${JSON.stringify(opts.node)}`);
+      await act(config, opts, 'POST', `/v1/modules/${encodeURIComponent(module)}/nodes/${encodeURIComponent(opts.node)}/restart`, undefined, { module, node: opts.node, restart: true });
+    });
+}
+
+async function act(config: import('../../config/model.js').ClusterConfig, opts: Options, method: string, path: string, body: unknown, json: Record<string, unknown>): Promise<void> {
+  const { askCluster, failOn, openApi } = await import('../api-access.js');
+  const client = openApi(config, opts.token);
+  try {
+    const { member, answer } = await askCluster<{ detail?: string }>(config, client, method, path, body, opts.via ? { via: opts.via } : {});
+    failOn(member, answer);
+    process.stdout.write(opts.json ? JSON.stringify({ ...json, via: member, detail: answer.body.detail ?? '' }) + '\n' : `${answer.body.detail ?? 'done'} (via ${member})\n`);
+  } finally {
+    client.close();
   }
 }

@@ -9,17 +9,16 @@
  *     lack writes acknowledged by barriers): NODE takes the role anyway, and
  *     the log, events and status say that data may be lost.
  *
- * The command asks the agent on this machine (control socket), which passes
- * it to the node it concerns; then it follows the members' status until the
- * new primary runs, a refusal is reported, or the timeout passes.
+ * The command asks any member's REST API (which passes it to the node it
+ * concerns); then it follows the members' status until the new primary runs,
+ * a refusal is reported, or the timeout passes.
  */
-import { existsSync } from 'node:fs';
-import { userInfo } from 'node:os';
-import { join } from 'node:path';
 import type { Command } from 'commander';
+import { answerError } from '../../api/client.js';
 import { SkyhaError } from '../../core/errors.js';
 import type { ClusterConfig, MirrorModuleConfig } from '../../config/model.js';
 import type { MirrorCommand } from '../../agent/control-socket.js';
+import type { ClusterStatus } from '../../api/cluster-view.js';
 
 interface Options {
   config: string;
@@ -27,6 +26,7 @@ interface Options {
   force?: boolean;
   timeout: string;
   json?: boolean;
+  token?: string;
 }
 
 /** Refusals the member machine reports for these commands (mirror-role.ts). */
@@ -40,6 +40,7 @@ export function registerMirrorRole(program: Command): void {
     .option('--to <node>', 'the node to become primary (default: an in-sync secondary)')
     .option('--timeout <duration>', 'give up waiting after this long', '30s')
     .option('--json', 'print the outcome as JSON')
+    .option('--token <token>', 'API bearer token (default: $SKYHA_TOKEN, else the certificate of a member whose key is readable here)')
     .action(async (module: string, opts: Options) => run('switchover', module, opts));
   program
     .command('failover <module>')
@@ -49,14 +50,15 @@ export function registerMirrorRole(program: Command): void {
     .option('--force', 'confirm that data acknowledged by barriers may be lost')
     .option('--timeout <duration>', 'give up waiting after this long', '30s')
     .option('--json', 'print the outcome as JSON')
+    .option('--token <token>', 'API bearer token (default: $SKYHA_TOKEN, else the certificate of a member whose key is readable here)')
     .action(async (module: string, opts: Options) => run('force-failover', module, opts));
 }
 
 async function run(command: MirrorCommand, module: string, opts: Options): Promise<void> {
   const { requireConfig } = await import('../../config/load.js');
   const { parseDuration } = await import('../../core/duration.js');
-  const { controlRequest } = await import('../../agent/control-socket.js');
-  const { gatherStatus } = await import('./status.js');
+  const { gatherStatus } = await import('../../api/cluster-view.js');
+  const { askCluster, failOn, openApi } = await import('../api-access.js');
   const { config } = requireConfig(opts.config, { checkTls: false });
   const mod = config.modules.find((m): m is MirrorModuleConfig => m.name === module && m.kind === 'mirror');
   if (!mod) throw new SkyhaError('SKYHA_ERR_USAGE_BAD_ARGUMENT', `${module}: expected a mirror module of ${config.name} (${config.modules.filter((m) => m.kind === 'mirror').map((m) => m.name).join(', ') || 'none'})`);
@@ -66,26 +68,25 @@ async function run(command: MirrorCommand, module: string, opts: Options): Promi
   }
   const timeout = parseDuration(opts.timeout);
   if (timeout === undefined || timeout <= 0) throw new SkyhaError('SKYHA_ERR_USAGE_BAD_ARGUMENT', `--timeout: expected a duration such as 30s, found ${JSON.stringify(opts.timeout)}`);
-  const sockets = config.nodes.map((n) => ({ node: n.name, path: join(n.dataDir, 'run', 'control.sock') })).filter((s) => existsSync(s.path));
-  if (sockets.length === 0) throw new SkyhaError('SKYHA_ERR_CONTROL_UNREACHABLE', `no agent of ${config.name} runs on this machine (no control socket under the nodes' data_dir)`);
+  const client = openApi(config, opts.token);
+  try {
+    await follow(command, module, opts, timeout, config, (c, ms) => gatherStatus(c, ms, client), async () => {
+      const path = `/v1/modules/${encodeURIComponent(module)}/${command === 'switchover' ? 'switchover' : 'failover'}`;
+      const body = command === 'switchover' ? (opts.to ? { to: opts.to } : {}) : { to: opts.to, force: true };
+      const { member, answer } = await askCluster<{ detail?: string }>(config, client, 'POST', path, body);
+      if (answer.status === 409) throw new SkyhaError(command === 'switchover' ? 'SKYHA_ERR_SWITCHOVER_FAILED' : 'SKYHA_ERR_FAILOVER_FAILED', answerError(member, answer));
+      failOn(member, answer);
+      return answer.body.detail || `${command} of ${module} asked of ${member}`;
+    });
+  } finally {
+    client.close();
+  }
+}
 
+async function follow(command: MirrorCommand, module: string, opts: Options, timeout: number, config: ClusterConfig, gatherStatus: (c: ClusterConfig, timeout: number) => Promise<ClusterStatus>, ask: () => Promise<string>): Promise<void> {
   const before = await primaryOf(config, module, gatherStatus);
   const started = Date.now();
-  const by = `${userInfo().username}@cli`;
-  let asked: string | undefined;
-  let lastError = '';
-  for (const s of sockets) {
-    try {
-      const reply = await controlRequest(s.path, { op: 'mirror', module, command, ...(opts.to ? { node: opts.to } : {}), by });
-      if (!reply.ok) throw new SkyhaError('SKYHA_ERR_CONTROL_REFUSED', `the agent ${s.node} refused: ${reply.error}`);
-      asked = reply.detail ?? command;
-      break;
-    } catch (err) {
-      if (err instanceof SkyhaError) throw err;
-      lastError = `${s.path}: ${(err as Error).message}`;
-    }
-  }
-  if (!asked) throw new SkyhaError('SKYHA_ERR_CONTROL_UNREACHABLE', `no agent answered on its control socket (${lastError})`);
+  const asked = await ask();
   if (!opts.json) process.stdout.write(`${asked}\n`);
 
   // Follow the members' own words until the role has moved, or a refusal comes.
@@ -109,7 +110,7 @@ async function run(command: MirrorCommand, module: string, opts: Options): Promi
   }
 }
 
-async function primaryOf(config: ClusterConfig, module: string, gather: (c: ClusterConfig, t: number) => Promise<import('./status.js').ClusterStatus>): Promise<{ node: string; epoch: number; running: boolean } | undefined> {
+async function primaryOf(config: ClusterConfig, module: string, gather: (c: ClusterConfig, t: number) => Promise<ClusterStatus>): Promise<{ node: string; epoch: number; running: boolean } | undefined> {
   const status = await gather(config, 1000);
   for (const r of Object.values(status.reports)) {
     const m = r.modules.find((x) => x.name === module);

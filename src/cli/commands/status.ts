@@ -7,21 +7,13 @@
  */
 import type { Command } from 'commander';
 import { SkyhaError } from '../../core/errors.js';
-import type { ClusterConfig } from '../../config/model.js';
-import type { MemberStatusReport, ModuleReport } from '../../agent/status.js';
+import type { ClusterStatus } from '../../api/cluster-view.js';
 
 interface Options {
   config: string;
   json?: boolean;
   timeout: string;
-}
-
-export interface ClusterStatus {
-  cluster: string;
-  profile: string;
-  members: Array<{ name: string; role: 'node' | 'witness'; labels: Readonly<Record<string, string>>; answered: boolean; error?: string; seenAliveBy: string[]; seenDeadBy: string[] }>;
-  modules: Array<{ name: string; kind: 'farm' | 'mirror'; epoch: number; leaseHolder?: string; leaseLeftMs?: number; nodes: Array<{ node: string; answered: boolean } & Partial<ModuleReport>> }>;
-  reports: Record<string, MemberStatusReport>;
+  token?: string;
 }
 
 export function registerStatus(program: Command): void {
@@ -31,62 +23,22 @@ export function registerStatus(program: Command): void {
     .requiredOption('--config <file>', 'the cluster config file')
     .option('--json', 'print the merged status as JSON')
     .option('--timeout <duration>', 'how long to wait for each member', '2s')
+    .option('--token <token>', 'API bearer token (default: $SKYHA_TOKEN, else the certificate of a member whose key is readable here)')
     .action(async (opts: Options) => {
       const { requireConfig } = await import('../../config/load.js');
       const { parseDuration } = await import('../../core/duration.js');
       const timeout = parseDuration(opts.timeout);
       if (timeout === undefined) throw new SkyhaError('SKYHA_ERR_USAGE_BAD_ARGUMENT', `--timeout: expected a duration such as 2s or 500ms, found ${JSON.stringify(opts.timeout)}`);
       const { config } = requireConfig(opts.config, { checkTls: false });
-      const status = await gatherStatus(config, timeout);
+      const { gatherStatus } = await import('../../api/cluster-view.js');
+      const { openApi } = await import('../api-access.js');
+      const client = openApi(config, opts.token);
+      const status = await gatherStatus(config, timeout, client).finally(() => client.close());
       if (!status.members.some((m) => m.answered)) {
         throw new SkyhaError('SKYHA_ERR_STATUS_UNREACHABLE', `no member of ${config.name} answered within ${opts.timeout}`, { details: status.members.map((m) => `${m.name}: ${m.error ?? 'no answer'}`) });
       }
       process.stdout.write(opts.json ? JSON.stringify(status, null, 2) + '\n' : renderStatus(status));
     });
-}
-
-export async function gatherStatus(config: ClusterConfig, timeout: number): Promise<ClusterStatus> {
-  const all = [...config.nodes, ...config.witnesses];
-  const answers = await Promise.all(
-    all.map(async (m) => {
-      const host = m.address.includes(':') ? `[${m.address}]` : m.address;
-      try {
-        const res = await fetch(`http://${host}:${m.apiPort}/v1/status`, { signal: AbortSignal.timeout(timeout) });
-        if (!res.ok) return { name: m.name, error: `HTTP ${res.status}` };
-        return { name: m.name, report: (await res.json()) as MemberStatusReport };
-      } catch (err) {
-        const e = err as Error & { cause?: { code?: string } };
-        return { name: m.name, error: e.name === 'TimeoutError' ? `no answer within ${timeout} ms` : (e.cause?.code ?? e.message) };
-      }
-    }),
-  );
-  const reports: Record<string, MemberStatusReport> = {};
-  for (const a of answers) if (a.report) reports[a.name] = a.report;
-
-  const members: ClusterStatus['members'] = all.map((m) => {
-    const a = answers.find((x) => x.name === m.name)!;
-    const views = Object.values(reports).flatMap((r) => r.members.filter((x) => x.name === m.name).map((x) => ({ by: r.member, liveness: x.liveness })));
-    return {
-      name: m.name,
-      role: m.role,
-      labels: m.labels,
-      answered: Boolean(a.report),
-      ...(a.error ? { error: a.error } : {}),
-      seenAliveBy: views.filter((v) => v.liveness === 'alive' || v.liveness === 'suspect').map((v) => v.by),
-      seenDeadBy: views.filter((v) => v.liveness === 'dead').map((v) => v.by),
-    };
-  });
-
-  const modules: ClusterStatus['modules'] = config.modules.map((mod) => {
-    const nodes = mod.nodes.map((node): { node: string; answered: boolean } & Partial<ModuleReport> => {
-      const rep = reports[node]?.modules.find((x) => x.name === mod.name);
-      return rep ? { node, answered: true, ...rep } : { node, answered: false };
-    });
-    const epoch = Math.max(0, ...nodes.map((n) => n.epoch ?? 0), ...Object.values(reports).flatMap((r) => r.votes.filter((v) => v.module === mod.name).map((v) => v.epoch)));
-    const holder = nodes.find((n) => n.leaseLeftMs !== undefined);
-    return { name: mod.name, kind: mod.kind, epoch, ...(holder ? { leaseHolder: holder.node, leaseLeftMs: holder.leaseLeftMs! } : {}), nodes };
-  });
-  return { cluster: config.name, profile: config.profile, members, modules, reports };
 }
 
 export function renderStatus(s: ClusterStatus): string {
