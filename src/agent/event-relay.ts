@@ -7,7 +7,8 @@
 import type { ClusterEvents } from '../observe/cluster-events.js';
 import type { EventRing, SkyhaEvent } from '../observe/events.js';
 
-export type EventRelayMessage = { type: 'events'; events: SkyhaEvent[] } | { type: 'events-since'; seq: number };
+/** `catchUp`: an answer to events-since (may start after a gap the peer's ring no longer holds), not a live event. */
+export type EventRelayMessage = { type: 'events'; events: SkyhaEvent[]; catchUp?: boolean } | { type: 'events-since'; seq: number };
 
 const CATCH_UP_INTERVAL = 5000;
 const MAX_PER_MESSAGE = 200;
@@ -49,14 +50,14 @@ export class EventRelay {
       const missing = this.own.after(message.seq);
       // A peer that has more than we do saw an earlier life of ours (lost event file): send everything we keep.
       const send = message.seq > (this.own.recent(1)[0]?.seq ?? 0) ? this.own.recent(MAX_PER_MESSAGE) : missing.slice(0, MAX_PER_MESSAGE);
-      if (send.length > 0) this.send(from, { type: 'events', events: send });
+      if (send.length > 0) this.send(from, { type: 'events', events: send, catchUp: true });
       return;
     }
     for (const e of message.events) {
       if (e.member !== from) continue;
       const last = this.all.lastSeq(from);
-      // Out of order (a live event overtook a catch-up): wait for the catch-up to bring what is between.
-      if (last > 0 && e.seq > last + 1 && message.events.length === 1) {
+      // A live event after a gap (a link that was down, events from before the link came up): the catch-up brings what is between, and this one.
+      if (!message.catchUp && e.seq > last + 1) {
         this.send(from, { type: 'events-since', seq: last });
         continue;
       }

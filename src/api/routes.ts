@@ -12,6 +12,7 @@ import type { ClusterConfig, ModuleConfig } from '../config/model.js';
 import { parseDuration } from '../core/duration.js';
 import type { ClusterEvents } from '../observe/cluster-events.js';
 import type { ApiRole, Caller } from './auth.js';
+import { serveConsoleFile } from './console-files.js';
 import { streamEvents } from './event-stream.js';
 import { ApiError, onlyFields, readJsonBody, sendJson } from './http.js';
 import { OPENAPI_TEXT } from './openapi.js';
@@ -69,12 +70,30 @@ export const ROUTES: readonly Route[] = [
   },
   {
     method: 'GET',
+    path: '/',
+    operationId: 'getConsole',
+    role: 'public',
+    handle({ req, res }) {
+      if (!serveConsoleFile(req, res, 'index.html')) throw new ApiError(404, 'SKYHA_API_NO_CONSOLE', 'the console is not built here (npm run build makes it); the API is described at /v1/openapi.json');
+    },
+  },
+  {
+    method: 'GET',
     path: '/v1/openapi.json',
     operationId: 'getOpenApi',
     role: 'public',
     handle({ res, head }) {
       res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': String(Buffer.byteLength(OPENAPI_TEXT)), 'Cache-Control': 'no-cache' });
       res.end(head ? undefined : OPENAPI_TEXT);
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/session',
+    operationId: 'getSession',
+    role: 'monitor',
+    handle({ res, caller, backend, head }) {
+      sendJson(res, 200, { user: caller!.name, role: caller!.role, via: caller!.via, member: backend.member, cluster: backend.config.name }, {}, head);
     },
   },
   {

@@ -8,6 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../observe/log.js';
 import { allows, Authenticator, type Caller } from './auth.js';
+import { consoleAsset, serveConsoleFile } from './console-files.js';
 import { ApiError, sendError } from './http.js';
 import { DualListener } from './listener.js';
 import { ROUTES, type ApiBackend, type Route } from './routes.js';
@@ -19,8 +20,6 @@ export interface ApiServerOptions {
   tls?: { ca: Buffer; cert: Buffer; key: Buffer };
   backend: ApiBackend;
   logger: Logger;
-  /** Serves the console's files for paths outside the API; undefined: none. */
-  console?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 interface CompiledRoute extends Route {
@@ -74,10 +73,12 @@ export class ApiServer {
     } catch {
       return sendError(res, new ApiError(400, 'SKYHA_API_BAD_URL', 'expected a request path'));
     }
+    const encrypted = Boolean((req.socket as { encrypted?: boolean }).encrypted);
     try {
       const matched = COMPILED.filter((r) => r.pattern.test(url.pathname));
       if (matched.length === 0) {
-        if (this.options.console?.(req, res)) return;
+        const asset = consoleAsset(url.pathname);
+        if (asset && (method === 'GET' || head) && (encrypted || !this.options.backend.config.api.tls) && serveConsoleFile(req, res, asset)) return;
         throw new ApiError(404, 'SKYHA_API_NO_ROUTE', `no route ${url.pathname}; the API is described at /v1/openapi.json`);
       }
       const route = matched.find((r) => r.method === method || (head && r.method === 'GET'));
@@ -85,11 +86,10 @@ export class ApiServer {
         const allow = [...new Set(matched.flatMap((r) => (r.method === 'GET' ? ['GET', 'HEAD'] : [r.method])))].join(', ');
         throw new ApiError(405, 'SKYHA_API_METHOD_NOT_ALLOWED', `${url.pathname} takes ${allow}, not ${method}`, undefined, { Allow: allow });
       }
-      const encrypted = Boolean((req.socket as { encrypted?: boolean }).encrypted);
       const config = this.options.backend.config;
       const open = route.role === 'public' || (route.operationId === 'getMetrics' && config.api.publicMetrics);
-      if (config.api.tls && !encrypted && !route.plain && !open) {
-        throw new ApiError(403, 'SKYHA_API_HTTPS_ONLY', `${url.pathname} answers over HTTPS only (api.tls is on); plain HTTP serves /health/MODULE`);
+      if (config.api.tls && !encrypted && !route.plain && !(route.operationId === 'getMetrics' && config.api.publicMetrics)) {
+        throw new ApiError(403, 'SKYHA_API_HTTPS_ONLY', `${url.pathname} answers over HTTPS only (api.tls is on): use https://; plain HTTP serves /health/MODULE`);
       }
       let caller: Caller | undefined;
       if (!open) {

@@ -8,6 +8,7 @@ import { EXIT_RUNTIME, EXIT_USAGE, isSkyhaError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
 import { registerAdminStates } from './commands/admin-state.js';
 import { registerBarrier } from './commands/barrier.js';
+import { registerDemo } from './commands/demo.js';
 import { registerEvents } from './commands/events.js';
 import { registerMirrorRole } from './commands/mirror-role.js';
 import { registerInit } from './commands/init.js';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerBarrier(program);
   registerMirrorRole(program);
   registerEvents(program);
+  registerDemo(program);
   registerToken(program);
   for (const cmd of program.commands) cmd.exitOverride().helpOption('-h, --help', 'show help');
   return program;

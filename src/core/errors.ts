@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   SKYHA_ERR_BARRIER: { exit: EXIT_RUNTIME, what: 'A barrier did not complete: it timed out, no secondary is in sync, or no agent on this machine is the module\'s primary; the message says which. It never returns early.' },
   SKYHA_ERR_SWITCHOVER_FAILED: { exit: EXIT_RUNTIME, what: 'A switchover did not happen: the primary refused it (the target is not an in-sync, live secondary), or no new primary ran within the timeout; the message says which. The old primary keeps serving.' },
   SKYHA_ERR_FAILOVER_FAILED: { exit: EXIT_RUNTIME, what: 'A forced failover did not make the named node primary within the timeout (no majority of voters reachable, or the node is out of service); the message says what the cluster reported.' },
+  SKYHA_ERR_DEMO: { exit: EXIT_RUNTIME, what: '`skyha demo` could not start (a port it needs is taken, its directory is not a demo\'s, a demo already runs there, a member exited at start) or no demo answered `--kill`, `--start` or `--stop`; the message says which.' },
   SKYHA_ERR_INTERNAL: { exit: EXIT_RUNTIME, what: 'A bug in skyha: an unexpected error. Please report it with the log.' },
 } as const;
 

@@ -42,7 +42,7 @@ export type MemberMessage =
   | { type: 'heartbeat'; heartbeat: Heartbeat }
   /** The primary's periodic word to the module's other nodes. */
   | { type: 'announce'; module: string; epoch: number; inSync: readonly string[] }
-  | { type: 'hand-over'; module: string; epoch: number; inSync: readonly string[] }
+  | { type: 'hand-over'; module: string; epoch: number; inSync: readonly string[]; stay?: boolean }
   | { type: 'hand-over-refused'; module: string; epoch: number };
 
 /** What survives a restart (the driver stores it durably when told to). */
@@ -258,7 +258,7 @@ function receive(run: Run, from: string, msg: MemberMessage): void {
       if (from !== s.config.self) run.queue.push({ to: 'secondary', module: msg.module, event: { type: 'primary', node: from, epoch: msg.epoch, inSync: msg.inSync } });
       return;
     case 'hand-over':
-      if (s.modules[msg.module]) run.queue.push({ to: 'mirror', module: msg.module, event: { type: 'hand-over', from, epoch: msg.epoch, inSync: msg.inSync } });
+      if (s.modules[msg.module]) run.queue.push({ to: 'mirror', module: msg.module, event: { type: 'hand-over', from, epoch: msg.epoch, inSync: msg.inSync, ...(msg.stay ? { stay: true } : {}) } });
       return;
     case 'hand-over-refused':
       if (s.modules[msg.module]) run.queue.push({ to: 'mirror', module: msg.module, event: { type: 'hand-over-refused', from, epoch: msg.epoch } });
@@ -476,7 +476,7 @@ function onMirror(run: Run, module: string, a: MirrorAction): void {
       run.queue.push({ to: 'primary', module, event: { type: 'barrier', id: FINAL_BARRIER, deadline: run.now + run.state.config.timings.lease } });
       return;
     case 'send-hand-over':
-      run.actions.push({ type: 'send', to: a.to, message: { type: 'hand-over', module, epoch: a.epoch, inSync: a.inSync } });
+      run.actions.push({ type: 'send', to: a.to, message: { type: 'hand-over', module, epoch: a.epoch, inSync: a.inSync, ...(a.stay ? { stay: true } : {}) } });
       return;
     case 'refuse-hand-over': {
       run.actions.push({ type: 'event', module, reason: a.reason });

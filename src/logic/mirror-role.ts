@@ -59,6 +59,13 @@ export interface MirrorState {
   releaseWhenStopped?: boolean;
   /** Nodes that refused a hand-over (out of service), until when: no failback to them before. */
   declined?: Readonly<Record<string, number>>;
+  /** The hand-over under way was an operator's switchover away from the preferred node: the new primary stays. */
+  handOverStay?: boolean;
+  /**
+   * This primary was put here by an operator's switchover away from the preferred node: no automatic
+   * failback until the next failover or switchover (an operator who moved it meant it to stay).
+   */
+  failbackHeld?: boolean;
 }
 
 export type MirrorEvent =
@@ -72,7 +79,7 @@ export type MirrorEvent =
   | { type: 'record-committed'; inSync: readonly string[] }
   | { type: 'lease-transferred'; epoch: number; to: string }
   /** The switchover target: the old primary handed over `epoch`. */
-  | { type: 'hand-over'; from: string; epoch: number; inSync: readonly string[] }
+  | { type: 'hand-over'; from: string; epoch: number; inSync: readonly string[]; stay?: boolean }
   /** The node we handed over to is out of service: it released the lease; take it back. */
   | { type: 'hand-over-refused'; from: string; epoch: number }
   | { type: 'app-started' }
@@ -92,7 +99,7 @@ export type MirrorAction =
   | { type: 'stop-app'; reason: Reason }
   /** Before handing over: every change made so far durable on the target. */
   | { type: 'final-barrier'; to: string }
-  | { type: 'send-hand-over'; to: string; epoch: number; inSync: readonly string[] }
+  | { type: 'send-hand-over'; to: string; epoch: number; inSync: readonly string[]; stay?: boolean }
   /** Out of service here: tell the hand-over's sender no, and release the lease it transferred to us. */
   | { type: 'refuse-hand-over'; to: string; epoch: number; reason: Reason }
   | { type: 'role-changed'; from: MirrorRole; to: MirrorRole; epoch: number; reason: Reason }
@@ -101,6 +108,8 @@ export type MirrorAction =
 
 export const MIRROR_REASONS = {
   PROMOTED: 'PROMOTED',
+  /** The promoted application runs: the role is primary now. */
+  PRIMARY_RUNNING: 'PRIMARY_RUNNING',
   PROMOTED_FORCED: 'PROMOTED_FORCED',
   DEMOTED_LEASE_LOST: 'DEMOTED_LEASE_LOST',
   FAILOVER_ATTEMPT: 'FAILOVER_ATTEMPT',
@@ -236,7 +245,7 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
     case 'app-started':
       if (s().role === 'promoting') {
         set(out, { app: 'running' });
-        become(out, 'primary', reason(R.PROMOTED, `${m} runs as primary on ${s().self} at epoch ${s().epoch}`));
+        become(out, 'primary', reason(R.PRIMARY_RUNNING, `${m} runs as primary on ${s().self} at epoch ${s().epoch}`));
       } else {
         // Started after we stopped being primary: stop it again.
         set(out, { app: 'stopping' });
@@ -270,8 +279,9 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
     case 'lease-transferred': {
       const inSync = [...new Set([...s().inSync.filter((n) => n !== event.to), s().self])].sort();
       set(out, { epoch: event.epoch, primary: { node: event.to, epoch: event.epoch, heardAt: now }, nextAttemptAt: now + s().timings.lease });
-      out.actions.push({ type: 'send-hand-over', to: event.to, epoch: event.epoch, inSync });
+      out.actions.push({ type: 'send-hand-over', to: event.to, epoch: event.epoch, inSync, ...(s().handOverStay ? { stay: true } : {}) });
       delete out.state.handOverTo;
+      delete out.state.handOverStay;
       become(out, 'secondary', reason(R.HANDED_OVER, `handed ${m} over to ${event.to} at epoch ${event.epoch}`));
       break;
     }
@@ -286,8 +296,8 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
         break;
       }
       if (s().role !== 'secondary') break;
-      set(out, { epoch: event.epoch });
-      become(out, 'acquiring', reason(R.SWITCHOVER, `${event.from} handed ${m} over at epoch ${event.epoch}`));
+      set(out, { epoch: event.epoch, failbackHeld: Boolean(event.stay) });
+      become(out, 'acquiring', reason(R.SWITCHOVER, `${event.from} handed ${m} over at epoch ${event.epoch}${event.stay ? ` (an operator's switchover: ${m} stays on ${s().self}, no automatic failback to ${s().preferredNode} until the next switchover or failover)` : ''}`));
       out.actions.push({ type: 'lease-adopt', epoch: event.epoch, inSync: event.inSync });
       break;
     }
@@ -328,6 +338,8 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
         break;
       }
       startHandOver(out, to, reason(R.SWITCHOVER, `switching ${m} over from ${s().self} to ${to}`));
+      // Away from the preferred node, an operator's move holds: the target does not fail back at once.
+      if (s().failback === 'automatic' && s().preferredNode && to !== s().preferredNode) out.state = { ...out.state, handOverStay: true };
       break;
     }
     case 'force-failover':
@@ -357,6 +369,7 @@ function startHandOver(out: Out, to: string, why: Reason): void {
 function abortHandOver(out: Out, why: Reason): void {
   // We still hold the lease: run the application again.
   delete out.state.handOverTo;
+  delete out.state.handOverStay;
   out.state = { ...out.state, app: 'starting' };
   become(out, 'promoting', reason(R.SWITCHOVER_ABORTED, `switchover of ${out.state.module} aborted: ${why.text}`));
   out.actions.push({ type: 'start-app', epoch: out.state.epoch, reason: why });
@@ -372,11 +385,11 @@ function decide(out: Out, now: number): void {
     const quorum = s.voters === undefined || s.voters - s.dead.length >= Math.floor(s.voters / 2) + 1;
     if (silent && !quorum && now >= s.nextAttemptAt) out.state = { ...s, nextAttemptAt: now + s.timings.renewInterval };
     else if (silent && now >= s.nextAttemptAt) {
-      out.state = { ...s, nextAttemptAt: now + s.timings.renewInterval };
+      out.state = { ...s, nextAttemptAt: now + s.timings.renewInterval, failbackHeld: false };
       become(out, 'acquiring', reason(R.FAILOVER_ATTEMPT, s.primary ? `no word from primary ${s.primary.node} of ${s.module}: asking the voters for the lease` : `no primary of ${s.module} known: asking the voters for the lease`));
       out.actions.push({ type: 'lease-acquire', force: s.forceNext });
     }
-  } else if (s.role === 'primary' && s.failback === 'automatic' && s.preferredNode && s.preferredNode !== s.self) {
+  } else if (s.role === 'primary' && s.failback === 'automatic' && s.preferredNode && s.preferredNode !== s.self && !s.failbackHeld) {
     const p = s.preferredNode;
     if (s.inSync.includes(p) && !s.dead.includes(p) && !((s.declined?.[p] ?? 0) > now)) startHandOver(out, p, reason(R.FAILBACK, `failing ${s.module} back to its preferred node ${p}, which is in sync`));
   }

@@ -28,7 +28,7 @@ export class MemberMetrics {
     const report = (): MemberStatusReport => (self.snapshot ??= self.status());
 
     this.events = new Counter({ name: 'skyha_events_total', help: 'Events this member emitted, by reason code.', labelNames: ['reason'], registers: [r] });
-    this.promotions = new Counter({ name: 'skyha_promotions_total', help: 'Times this node became the primary of a mirror module (failover, switchover or failback); forced="true" for operator-forced failovers.', labelNames: ['module', 'forced'], registers: [r] });
+    this.promotions = new Counter({ name: 'skyha_promotions_total', help: 'Times this node started a mirror module as primary (failover, switchover or failback); forced="true" for operator-forced failovers.', labelNames: ['module', 'forced'], registers: [r] });
     this.restarts = new Counter({ name: 'skyha_restarts_total', help: 'Local restarts of a module\'s application by its restart policy on this node.', labelNames: ['module'], registers: [r] });
     this.barrier = new Histogram({ name: 'skyha_barrier_duration_seconds', help: 'Time from a barrier call on this node to its answer, by outcome (ok, failed).', labelNames: ['module', 'outcome'], buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [r] });
 

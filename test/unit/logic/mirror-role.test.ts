@@ -137,6 +137,31 @@ describe('mirror role', () => {
     assert.equal(r.actions[0]!.type === 'role-changed' && r.actions[0]!.reason.code, R.FAILBACK);
   });
 
+  it('an operator\'s switchover away from the preferred node holds: no failback until the next switchover or failover', () => {
+    const synced = run(primaryA(), [[50, { type: 'record-committed', inSync: ['b'] }]]).state;
+    const a = run(synced, [
+      [100, { type: 'switchover', to: 'b' }],
+      [110, { type: 'app-stopped' }],
+      [120, { type: 'barrier-done', ok: true }],
+      [130, { type: 'lease-transferred', to: 'b', epoch: 2 }],
+    ]);
+    const handOver = a.actions.find((x) => x.type === 'send-hand-over');
+    assert.ok(handOver && handOver.type === 'send-hand-over' && handOver.stay === true, 'the hand-over says the move is meant to stay');
+    let b = initMirror({ module: 'db', self: 'b', nodes: ['a', 'b'], preferredNode: 'a', failback: 'automatic', timings: T, now: 0 });
+    b = run(b, [
+      [0, { type: 'announce', from: 'a', epoch: 1, inSync: ['b'] }],
+      [130, { type: 'hand-over', from: 'a', epoch: 2, inSync: ['a', 'b'], stay: true }],
+      [135, { type: 'lease-acquired', epoch: 2, inSync: ['a', 'b'], forced: false, reason: why }],
+      [140, { type: 'app-started' }],
+    ]).state;
+    assert.equal(b.role, 'primary');
+    const later = run(b, [[5000, { type: 'record-committed', inSync: ['a'] }], [9000, { type: 'tick' }]]);
+    assert.equal(later.state.role, 'primary', 'a is in sync, but b stays where the operator put it');
+    // A failback by itself (stay absent) fails back as before.
+    const failback = run({ ...b, failbackHeld: false }, [[5000, { type: 'record-committed', inSync: ['a'] }]]);
+    assert.deepEqual(types(failback.actions), ['role:handing-over', 'stop-app']);
+  });
+
   it('given up by the restart policy: stops, releases the lease once stopped, takes no role until reset', () => {
     const given = run(primaryA(), [[100, { type: 'given-up', reason: reason('RESTART_GIVE_UP', '3 restarts in 5m did not help') }]]);
     assert.deepEqual(types(given.actions), ['stop-app', 'role:out-of-service'], 'no release while the application may still run');
