@@ -11,7 +11,7 @@
  * everything on Ctrl-C.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer as createNetServer, type Server } from 'node:net';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -83,11 +83,12 @@ export class Demo {
       const entries = readdirSync(this.dir);
       if (entries.length > 0 && !entries.includes(MARKER)) throw new SkyhaError('SKYHA_ERR_DEMO', `${this.dir} exists and is not a demo's directory; choose another with --dir`);
       if (existsSync(this.socketPath) && (await demoAnswers(this.socketPath))) throw new SkyhaError('SKYHA_ERR_DEMO', `a demo already runs in ${this.dir}; stop it (Ctrl-C, or \`skyha demo --stop\`) or choose another --dir`);
+      await this.killStale();
       rmSync(this.dir, { recursive: true, force: true });
     }
     mkdirSync(join(this.dir, 'certs'), { recursive: true, mode: 0o700 });
     mkdirSync(join(this.dir, 'logs'), { recursive: true });
-    writeFileSync(join(this.dir, MARKER), JSON.stringify({ pid: process.pid, started: new Date().toISOString() }) + '\n');
+    this.writeMarker();
     const ca = await createCa('demo');
     writeFileSync(join(this.dir, 'certs', 'ca.crt'), ca.certPem);
     writeFileSync(join(this.dir, 'certs', 'ca.key'), ca.keyPem, { mode: 0o600 });
@@ -114,9 +115,12 @@ export class Demo {
     const m = this.member(name);
     if (this.processes.has(name)) return `${name} runs already`;
     const log = openSync(join(this.dir, 'logs', `${name}.log`), 'a');
-    const child = spawn(process.execPath, [SKYHA_BIN, m.role === 'node' ? 'agent' : 'witness', '--config', this.config.file, m.role === 'node' ? '--node' : '--name', name], { stdio: ['ignore', log, log] });
+    // A process group of its own: Ctrl-C in the terminal reaches the demo, which stops the members in order
+    // (a second signal straight to an agent would make it exit without handing its roles over).
+    const child = spawn(process.execPath, [SKYHA_BIN, m.role === 'node' ? 'agent' : 'witness', '--config', this.config.file, m.role === 'node' ? '--node' : '--name', name], { stdio: ['ignore', log, log], detached: true });
     closeSync(log);
     this.processes.set(name, child);
+    this.writeMarker();
     child.on('exit', (code, signal) => {
       if (this.processes.get(name) === child) this.processes.delete(name);
       if (this.expectedExit.delete(name) || this.stopping) return;
@@ -159,6 +163,42 @@ export class Demo {
       rmSync(this.socketPath, { force: true });
     })();
     return this.stopping;
+  }
+
+  /** The marker file: this demo's PID and its members' (what a later demo kills if this one was killed with -9). */
+  private writeMarker(): void {
+    const members = Object.fromEntries([...this.processes.entries()].map(([n, c]) => [n, c.pid]));
+    writeFileSync(join(this.dir, MARKER), JSON.stringify({ pid: process.pid, started: new Date().toISOString(), members }) + '\n');
+  }
+
+  /**
+   * Members left by an earlier demo in this directory whose own process died without stopping them
+   * (kill -9): killed by their recorded PIDs, each checked to run this directory's config first.
+   */
+  private async killStale(): Promise<void> {
+    let marker: { members?: Record<string, number> } = {};
+    try {
+      marker = JSON.parse(readFileSync(join(this.dir, MARKER), 'utf8'));
+    } catch {
+      return;
+    }
+    const config = join(this.dir, 'skyha.yaml');
+    for (const [name, pid] of Object.entries(marker.members ?? {})) {
+      let cmdline = '';
+      try {
+        cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      } catch {
+        continue;
+      }
+      if (!cmdline.includes(config) || !cmdline.includes(name)) continue;
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Gone meanwhile.
+      }
+      this.options.say(`killed ${name} (pid ${pid}), left running by an earlier demo in ${this.dir}`);
+    }
+    for (const m of DEMO_MEMBERS) await killLeftovers(join(this.dir, 'data', m.name, 'run')).catch(() => undefined);
   }
 
   /** Answers `skyha demo --kill|--start|--stop` from other terminals. */
