@@ -79,7 +79,7 @@ describe('the README\'s demo command, as a newcomer runs it', { skip: hasGit ? f
     shell = spawn('bash', ['-c', command], { cwd: clone, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, npm_config_prefer_offline: 'true', npm_config_audit: 'false', npm_config_fund: 'false' } });
     shell.stdout!.on('data', (c: Buffer) => (out += c.toString()));
     shell.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-    const exited = new Promise<number | null>((r) => shell!.once('exit', (code) => r(code)));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => shell!.once('exit', (code, signal) => r({ code, signal })));
 
     const token = await waitFor('the demo to print its token', async () => /token\s+(skyha_\S+)/.exec(out)?.[1] ?? (shell!.exitCode !== null ? Promise.reject(new Error(`the command exited:\n${out}`)) : undefined), { deadline: 480_000, every: 500 });
     const page = await fetch('http://127.0.0.1:7401/');
@@ -104,7 +104,9 @@ describe('the README\'s demo command, as a newcomer runs it', { skip: hasGit ? f
     assert.ok(events.events.some((e) => e.member === 'azure-1' && e.reason === 'PRIMARY_RUNNING'), 'the failover is in the events');
 
     process.kill(-shell.pid!, 'SIGINT');
-    assert.equal(await exited, 0, out.slice(-2000));
+    // The wrapping shell (and npx) end by the same Ctrl-C; what matters is that the demo stopped in order.
+    const end = await exited;
+    assert.ok(end.code === 0 || end.code === 130 || end.signal === 'SIGINT', `ended with ${JSON.stringify(end)}:\n${out.slice(-2000)}`);
     assert.match(out, /stopped; the files stay in/);
     const left = [...processes, ...descendants(shell.pid!)].filter(alive);
     assert.deepEqual(left, [], 'no process left behind');
