@@ -272,6 +272,12 @@ export class Agent {
       await Promise.all([this.gateController?.close(), this.control?.close(), this.links.close(), this.api.close(), ...[...this.replications.values()].map((r) => r.close())].map((p) => p?.catch(() => undefined)));
       throw err;
     }
+    // Modules an operator stopped stay stopped: out of service before the first tick can try for a lease.
+    for (const name of this.mirrors.keys()) {
+      const stop = this.state.stoppedBy(name);
+      if (stop) this.driver.input({ type: 'given-up', module: name, reason: reason('OPERATOR_STOPPED', `${name} stays stopped on ${self.name}: ${stop.by} stopped it at ${stop.at}`) });
+    }
+    for (const [name, farm] of this.farms) if (this.state.stoppedBy(name)) farm.held = true;
     this.driver.start();
     this.relay.start();
     for (const f of this.farms.values()) f.start();
@@ -464,6 +470,8 @@ export class Agent {
    * Otherwise 503 (404 for a module this node does not run).
    */
   health(module: string): { code: 200 | 503 | 404; healthy: boolean; why: string } {
+    const stopped = this.state?.stoppedBy(module);
+    if (stopped && (this.farms.has(module) || this.mirrors.has(module))) return { code: 503, healthy: false, why: `${module} was stopped on ${this.self.name} by ${stopped.by} at ${stopped.at}` };
     const farm = this.farms.get(module);
     if (farm) {
       if (farm.givenUp) return { code: 503, healthy: false, why: `${module} is given up on ${this.self.name} (restart policy)` };
@@ -501,6 +509,8 @@ export class Agent {
       }
       case 'restart':
         return this.restart(req.module, req.node, req.by);
+      case 'module':
+        return this.stopOrStart(req.module, req.command, req.node ?? this.self.name, req.by);
       case 'whoami':
         return { ok: true, member: this.self.name };
       case 'mirror':
@@ -512,6 +522,52 @@ export class Agent {
         return { ok: true, member: this.self.name, detail: `${req.module} on ${req.node}: ${req.state} (${where})` };
       }
     }
+  }
+
+  /**
+   * An operator stops a module on a node, or starts it again. Stopped, it
+   * stays stopped across agent restarts (the state file keeps it): a farm
+   * module's application stops and the node leaves the gates; a mirror
+   * module goes out of service here (a primary stops its application and
+   * releases the lease), so that, stopped on every node, no node takes the
+   * role. The API asks every node of the module, secondaries first.
+   */
+  private async stopOrStart(module: string, command: 'stop' | 'start', node: string, by: string): Promise<ControlReply> {
+    const spec = this.config.modules.find((m) => m.name === module);
+    if (!spec) return { ok: false, error: `no module named ${module} in ${this.config.name}` };
+    if (!spec.nodes.includes(node)) return { ok: false, error: `${node} does not run ${module} (${spec.nodes.join(', ')})` };
+    if (node !== this.self.name) {
+      try {
+        return await this.calls.call(node, { op: 'control', request: { op: 'module', module, command, node, by } }, 5000);
+      } catch (err) {
+        return { ok: false, error: `${this.self.name} could not pass the ${command} to ${node}: ${(err as Error).message}` };
+      }
+    }
+    const was = this.state.stoppedBy(module);
+    if (command === 'stop') {
+      if (was) return { ok: true, member: this.self.name, detail: `${module} on ${node}: stopped already (by ${was.by} at ${was.at})` };
+      const stop = { by, at: new Date().toISOString() };
+      this.state.setStopped(module, stop);
+      const why = reason('OPERATOR_STOPPED', `${by} stopped ${module} on ${node}: it stays stopped until started again`);
+      this.events.emit({ module, reason: why.code, text: why.text, data: { node, by } });
+      const farm = this.farms.get(module);
+      if (farm) void farm.hold(why.text).then(() => this.gateController?.localChanged(module));
+      else if (this.mirrors.has(module)) this.driver.input({ type: 'given-up', module, reason: why });
+      this.gateController?.localChanged(module);
+      return { ok: true, member: this.self.name, detail: `${module} on ${node}: stopping` };
+    }
+    if (!was) return { ok: true, member: this.self.name, detail: `${module} on ${node}: not stopped by an operator` };
+    this.state.setStopped(module, undefined);
+    this.events.emit({ module, reason: 'OPERATOR_STARTED', text: `${by} started ${module} on ${node} again (stopped by ${was.by} at ${was.at})`, data: { node, by } });
+    this.farms.get(module)?.release(by);
+    this.mirrors.get(module)?.reset(by);
+    this.gateController?.localChanged(module);
+    return { ok: true, member: this.self.name, detail: `${module} on ${node}: started` };
+  }
+
+  /** Who stopped a module on this node, if an operator did. */
+  stoppedBy(module: string): { by: string; at: string } | undefined {
+    return this.state.stoppedBy(module);
   }
 
   /**
@@ -537,6 +593,8 @@ export class Agent {
     const mirror = this.mirrors.get(module);
     const role = this.driver.current.modules[module]?.mirror.role;
     const what = farm ? (farm.givenUp ? 'reset (it was given up) and started' : 'restarted') : mirror?.givenUp || role === 'out-of-service' ? 'reset (it was out of service here)' : role === 'primary' ? 'restarted under the same lease' : undefined;
+    const stopped = this.state.stoppedBy(module);
+    if (stopped) return { ok: false, error: `${module} was stopped on ${node} by ${stopped.by} at ${stopped.at}: start it (skyha start) rather than restart it` };
     if (!what) return { ok: false, error: `${module} does not run on ${node} now (${role ?? 'no role'}): only its primary runs the application` };
     this.events.emit({ module, reason: 'OPERATOR_RESTART', text: `${by} asked for a restart of ${module} on ${node}: ${what}`, data: { node, by } });
     if (farm) {

@@ -17,6 +17,8 @@ export type ControlRequest =
   | { op: 'barrier'; module: string; timeoutMs: number }
   /** `node`: the switchover's target (optional), the node to promote (force-failover) or to reset. */
   | { op: 'mirror'; module: string; command: MirrorCommand; node?: string; by: string }
+  /** Stop a module (it stays stopped, across restarts) or start it again: on `node`, or on every node of the module (the API fans it out). */
+  | { op: 'module'; module: string; command: 'stop' | 'start'; node?: string; by: string }
   /** Restart the module's application on `node` (a given-up or out-of-service module: clear that and start again). */
   | { op: 'restart'; module: string; node: string; by: string }
   | { op: 'whoami' };
@@ -95,6 +97,12 @@ function parse(line: string): ControlRequest {
     if (r.command !== 'switchover' && r.command !== 'force-failover' && r.command !== 'reset') throw new Error('mirror: expected "command" to be switchover, force-failover or reset');
     if (r.node !== undefined && typeof r.node !== 'string') throw new Error('mirror: expected "node" to be a string');
     if (r.command !== 'switchover' && r.node === undefined) throw new Error(`mirror: ${r.command} needs "node"`);
+    return r as ControlRequest;
+  }
+  if (r?.op === 'module') {
+    for (const k of ['module', 'by'] as const) if (typeof r[k] !== 'string') throw new Error(`module: expected a string "${k}"`);
+    if (r.command !== 'stop' && r.command !== 'start') throw new Error('module: expected "command" to be stop or start');
+    if (r.node !== undefined && typeof r.node !== 'string') throw new Error('module: expected "node" to be a string');
     return r as ControlRequest;
   }
   if (r?.op === 'restart') {

@@ -15,6 +15,8 @@ export class FarmModule {
   policy: RestartPolicyState;
   private wake: CancelTimer | undefined;
   private stopping = false;
+  /** Stopped by an operator (`skyha stop`): not started, not restarted, out of the gates, until released. */
+  held = false;
 
   constructor(
     readonly config: FarmModuleConfig,
@@ -32,11 +34,27 @@ export class FarmModule {
 
   /** In service here: running, healthy and not given up. What `/health/MODULE` answers for a farm module. */
   get inService(): boolean {
-    return !this.givenUp && this.app.status === 'running' && this.app.health === 'healthy';
+    return !this.held && !this.givenUp && this.app.status === 'running' && this.app.health === 'healthy';
   }
 
   start(): void {
+    if (this.held) return;
     this.app.start({ role: 'active', epoch: 0 });
+  }
+
+  /** An operator stops the module here: the application stops and stays stopped. */
+  async hold(why: string): Promise<void> {
+    this.held = true;
+    this.wake?.();
+    await this.app.stop(why);
+  }
+
+  /** An operator starts it again (a module given up here is given a fresh restart history). */
+  release(by: string): void {
+    if (!this.held) return;
+    this.held = false;
+    if (this.givenUp) this.reset(by);
+    else if (this.app.status === 'stopped') this.start();
   }
 
   onStarted(): void {
@@ -48,7 +66,7 @@ export class FarmModule {
   }
 
   onFailed(detail: string): void {
-    if (this.stopping) return;
+    if (this.stopping || this.held) return;
     this.feed({ type: 'app-failed', detail });
   }
 
@@ -71,7 +89,7 @@ export class FarmModule {
         case 'restart-app':
           this.emit(this.config.name, a.reason, { attempt: a.attempt });
           void this.app.stop(a.reason.text).then(() => {
-            if (!this.stopping && !this.givenUp && this.app.status === 'stopped') this.app.start({ role: 'active', epoch: 0 });
+            if (!this.stopping && !this.held && !this.givenUp && this.app.status === 'stopped') this.app.start({ role: 'active', epoch: 0 });
           });
           break;
         case 'give-up':
@@ -80,7 +98,7 @@ export class FarmModule {
           break;
         case 'start-app':
           this.emit(this.config.name, a.reason);
-          if (this.app.status === 'stopped') this.app.start({ role: 'active', epoch: 0 });
+          if (this.app.status === 'stopped' && !this.held) this.app.start({ role: 'active', epoch: 0 });
           break;
         case 'restarts-cleared':
           this.emit(this.config.name, a.reason);

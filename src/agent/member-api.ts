@@ -64,6 +64,7 @@ export class MemberApi implements ApiBackend {
   }
 
   async operate(request: ControlRequest): Promise<ControlReply> {
+    if (request.op === 'module' && request.node === undefined) return this.everyNode(request);
     const target = this.targetOf(request);
     if (target === undefined || target === this.member) return this.deps.control(request);
     const timeout = request.op === 'barrier' ? request.timeoutMs + 2000 : 5000;
@@ -74,6 +75,29 @@ export class MemberApi implements ApiBackend {
     }
   }
 
+  /**
+   * A stop or start on every node of the module. Stop: the secondaries first, then the primary, so
+   * that none of them takes the role the primary releases. A node that cannot be reached is named.
+   */
+  private async everyNode(request: Extract<ControlRequest, { op: 'module' }>): Promise<ControlReply> {
+    const spec = this.config.modules.find((m) => m.name === request.module);
+    if (!spec) return { ok: false, error: `no module named ${request.module}` };
+    const primary = this.deps.primaryOf(request.module);
+    const waves = request.command === 'stop' && primary && spec.nodes.includes(primary) ? [spec.nodes.filter((n) => n !== primary), [primary]] : [spec.nodes];
+    const done: string[] = [];
+    const failed: string[] = [];
+    for (const wave of waves) {
+      const replies = await Promise.all(wave.map(async (node) => ({ node, reply: await this.operate({ ...request, node }) })));
+      for (const { node, reply } of replies) {
+        if (reply.ok) done.push(node);
+        else failed.push(`${node}: ${reply.error}`);
+      }
+    }
+    const verb = request.command === 'stop' ? 'stopped' : 'started';
+    if (done.length === 0) return { ok: false, error: `${request.module} ${verb} nowhere (${failed.join('; ')})` };
+    return { ok: true, member: this.member, detail: `${request.module} ${verb} on ${done.join(', ')}${failed.length ? `; not reached: ${failed.join('; ')} (it ${request.command === 'stop' ? 'starts again' : 'stays stopped'} there until asked once it is back)` : ''}` };
+  }
+
   metrics(): Promise<{ contentType: string; text: string }> {
     return this.deps.metrics.text();
   }
@@ -82,6 +106,7 @@ export class MemberApi implements ApiBackend {
   private targetOf(request: ControlRequest): string | undefined {
     switch (request.op) {
       case 'restart':
+      case 'module':
         return request.node;
       case 'barrier':
         return this.deps.primaryOf(request.module);

@@ -28,18 +28,28 @@ interface FileShape {
   disk: MemberDisk;
   /** Farm modules: the admin state an operator set on this node (absent: ready). Survives restarts: a drained node stays drained. */
   admin?: Record<string, AdminState>;
+  /** Modules an operator stopped (`skyha stop`): they stay stopped on this node, across restarts, until started. */
+  stopped?: Record<string, OperatorStop>;
+}
+
+export interface OperatorStop {
+  by: string;
+  /** Wall-clock time, ISO 8601. */
+  at: string;
 }
 
 export class StateFile {
   readonly path: string;
   private disk: MemberDisk;
   private adminStates: Record<string, AdminState>;
+  private stops: Record<string, OperatorStop>;
   writes = 0;
 
-  private constructor(path: string, disk: MemberDisk, private readonly identity: { member: string; cluster: string }, admin: Record<string, AdminState> = {}) {
+  private constructor(path: string, disk: MemberDisk, private readonly identity: { member: string; cluster: string }, admin: Record<string, AdminState> = {}, stopped: Record<string, OperatorStop> = {}) {
     this.path = path;
     this.disk = disk;
     this.adminStates = admin;
+    this.stops = stopped;
   }
 
   /** Opens the state of `member` in `dataDir`; `loaded` is undefined when there was none. */
@@ -67,7 +77,9 @@ export class StateFile {
     }
     const admin: Record<string, AdminState> = {};
     for (const [module, state] of Object.entries(parsed.admin ?? {})) if (state === 'drain' || state === 'maint') admin[module] = state;
-    return { file: new StateFile(path, parsed.disk, identity, admin), loaded: parsed.disk };
+    const stopped: Record<string, OperatorStop> = {};
+    for (const [module, s] of Object.entries(parsed.stopped ?? {})) if (s && typeof s.by === 'string' && typeof s.at === 'string') stopped[module] = { by: s.by, at: s.at };
+    return { file: new StateFile(path, parsed.disk, identity, admin, stopped), loaded: parsed.disk };
   }
 
   get current(): MemberDisk {
@@ -106,6 +118,20 @@ export class StateFile {
     if (state === 'ready') delete next[module];
     else next[module] = state;
     this.adminStates = next;
+    this.write();
+  }
+
+  /** Whether (and by whom) an operator stopped a module on this node. */
+  stoppedBy(module: string): OperatorStop | undefined {
+    return this.stops[module];
+  }
+
+  setStopped(module: string, stop: OperatorStop | undefined): void {
+    if (Boolean(this.stops[module]) === Boolean(stop)) return;
+    const next = { ...this.stops };
+    if (stop) next[module] = stop;
+    else delete next[module];
+    this.stops = next;
     this.write();
   }
 
@@ -148,7 +174,7 @@ export class StateFile {
   private generation = 0;
 
   private text(): string {
-    const body: FileShape = { format: FORMAT, ...this.identity, disk: this.disk, ...(Object.keys(this.adminStates).length > 0 ? { admin: this.adminStates } : {}) };
+    const body: FileShape = { format: FORMAT, ...this.identity, disk: this.disk, ...(Object.keys(this.adminStates).length > 0 ? { admin: this.adminStates } : {}), ...(Object.keys(this.stops).length > 0 ? { stopped: this.stops } : {}) };
     return JSON.stringify(body);
   }
 

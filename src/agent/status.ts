@@ -53,6 +53,8 @@ export interface ModuleReport {
   restarts: { inWindow: number; max: number; givenUp: boolean; lastFailure?: string };
   /** Mirror: the replication on this node (history position, capture, resyncs). */
   replication?: ReplicationReport;
+  /** An operator stopped the module on this node (`skyha stop`): by whom, when. */
+  stopped?: { by: string; at: string };
   /** What /health/MODULE answers here. */
   health: { code: number; why: string };
   /** Farm, where this node runs the module's gate: its pool (the cluster's word) and its engine's view of each backend. */
@@ -106,12 +108,13 @@ export function buildStatus(agent: Agent): MemberStatusReport {
     modules.push({
       name,
       kind: 'farm',
-      role: farm.givenUp ? 'given-up' : farm.app.status === 'running' ? 'active' : farm.app.status,
+      role: farm.held ? 'stopped' : farm.givenUp ? 'given-up' : farm.app.status === 'running' ? 'active' : farm.app.status,
       epoch: 0,
       app: { status: farm.app.status, ...(farm.app.pid ? { pid: farm.app.pid } : {}), health: farm.app.health },
       checkers: checkers(farm.app, now),
       restarts: restarts(farm.policy, now),
       health: { code: h.code, why: h.why },
+      ...stoppedOf(agent, name),
       ...gateOf(agent, name, now),
     });
   }
@@ -132,6 +135,7 @@ export function buildStatus(agent: Agent): MemberStatusReport {
       checkers: checkers(mirror.app, now),
       restarts: restarts(mirror.policy, now),
       health: { code: h.code, why: h.why },
+      ...stoppedOf(agent, name),
       ...(agent.replications.get(name) ? { replication: agent.replications.get(name)!.report() } : {}),
     });
   }
@@ -148,6 +152,11 @@ export function buildStatus(agent: Agent): MemberStatusReport {
     links: agent.linkSet.stats(),
     events: agent.events.recent(50),
   };
+}
+
+function stoppedOf(agent: Agent, module: string): { stopped?: { by: string; at: string } } {
+  const s = agent.stoppedBy(module);
+  return s ? { stopped: s } : {};
 }
 
 function secondariesOf(p: ReplicationPrimaryState, now: number): SecondaryReport[] {

@@ -230,6 +230,28 @@ export const ROUTES: readonly Route[] = [
   },
   {
     method: 'POST',
+    path: '/v1/modules/{module}/stop',
+    operationId: 'stopModule',
+    role: 'control',
+    async handle({ req, res, params, backend, by }) {
+      const mod = moduleOf(backend, params.module!);
+      onlyFields(await readJsonBody(req), []);
+      await act(res, backend, { op: 'module', module: mod.name, command: 'stop', by });
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/modules/{module}/start',
+    operationId: 'startModule',
+    role: 'control',
+    async handle({ req, res, params, backend, by }) {
+      const mod = moduleOf(backend, params.module!);
+      onlyFields(await readJsonBody(req), []);
+      await act(res, backend, { op: 'module', module: mod.name, command: 'start', by });
+    },
+  },
+  {
+    method: 'POST',
     path: '/v1/modules/{module}/nodes/{node}/restart',
     operationId: 'restartModuleOnNode',
     role: 'control',

@@ -95,6 +95,7 @@ export interface ModuleOnNode {
   checkers?: Array<{ name: string; status: string; detail?: string }>;
   restarts?: { inWindow: number; max: number; givenUp: boolean };
   health?: { code: number; why: string };
+  stopped?: { by: string; at: string };
   inSync?: string[];
   secondaries?: Array<{ node: string; connected: boolean; inSync: boolean; lagChanges: number; lagBytes: number; lagMs: number }>;
   leaseLeftMs?: number;

@@ -161,15 +161,18 @@ function ModuleCard({ module: m, canAct, act }: { module: Cluster['modules'][num
   const gate = m.nodes.find((n) => n.gate)?.gate;
   const path = (rest: string) => `/v1/modules/${encodeURIComponent(m.name)}${rest}`;
   const denied = canAct ? '' : 'needs the control role';
+  const stopped = m.nodes.find((n) => n.stopped)?.stopped;
   return html`
     <article class="module" data-module=${m.name}>
       <h3>${m.name} <span class="kind">${m.kind}</span>
         ${m.kind === 'mirror' && html` <span class="epoch">epoch ${m.epoch}</span>${m.leaseHolder ? html` <span class="lease">lease: ${m.leaseHolder}, ${Math.round((m.leaseLeftMs ?? 0) / 100) / 10} s left</span>` : ''}`}
       </h3>
-      ${m.kind === 'mirror' &&
-      html`<div class="actions">
-        <button disabled=${!canAct || !primary} title=${denied} onClick=${() => act(`Switchover of ${m.name}`, `Switch ${m.name} over from ${primary?.node}? Its application stops there, a final barrier makes every write durable on the new primary, which then starts it.`, 'POST', path('/switchover'), {})}>Switchover</button>
-      </div>`}
+      <div class="actions">
+        ${m.kind === 'mirror' && html`<button disabled=${!canAct || !primary} title=${denied} onClick=${() => act(`Switchover of ${m.name}`, `Switch ${m.name} over from ${primary?.node}? Its application stops there, a final barrier makes every write durable on the new primary, which then starts it.`, 'POST', path('/switchover'), {})}>Switchover</button>`}
+        ${stopped
+          ? html`<button disabled=${!canAct} title=${denied} onClick=${() => act(`Start ${m.name}`, `Start ${m.name} again on every node?`, 'POST', path('/start'))}>Start</button> <span class="stopped">stopped by ${stopped.by}</span>`
+          : html`<button disabled=${!canAct} title=${denied} onClick=${() => act(`Stop ${m.name}`, `Stop ${m.name} on every node? ${m.kind === 'mirror' ? 'The primary stops its application and no node takes the role' : 'Every node leaves the gates'} until someone starts it again.`, 'POST', path('/stop'))}>Stop</button>`}
+      </div>
       <table>
         <thead><tr><th>node</th><th>role</th><th>application</th><th>health</th><th>checkers</th>${m.kind === 'mirror' ? html`<th>replication</th>` : html`<th>gate</th>`}<th></th></tr></thead>
         <tbody>

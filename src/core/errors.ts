@@ -27,7 +27,7 @@ export const ERROR_CODES = {
   SKYHA_ERR_LISTEN: { exit: EXIT_RUNTIME, what: 'The agent or witness could not listen on its link or API port (in use, or an address it does not have).' },
   SKYHA_ERR_CONTROL_UNREACHABLE: { exit: EXIT_RUNTIME, what: 'A command for the local agent (`skyha barrier`) found no agent answering on a control socket on this machine.' },
   SKYHA_ERR_CONTROL_REFUSED: { exit: EXIT_RUNTIME, what: 'The local agent refused a command on its control socket; the message says why.' },
-  SKYHA_ERR_API_UNREACHABLE: { exit: EXIT_RUNTIME, what: 'A command over the REST API (`skyha status`, `switchover`, `failover`, `drain`, `ready`, `maint`, `restart`, `events`) reached no member of the cluster.' },
+  SKYHA_ERR_API_UNREACHABLE: { exit: EXIT_RUNTIME, what: 'A command over the REST API (`skyha status`, `switchover`, `failover`, `drain`, `ready`, `maint`, `restart`, `stop`, `start`, `events`) reached no member of the cluster.' },
   SKYHA_ERR_API_DENIED: { exit: EXIT_RUNTIME, what: 'The REST API refused the credentials (401: none, unknown token, certificate not signed by the cluster CA) or the role (403: the user\'s role does not allow the action); nothing was changed.' },
   SKYHA_ERR_API_REFUSED: { exit: EXIT_RUNTIME, what: 'A member refused an action over the REST API (unknown module or node, a module of the wrong kind, no primary known); the message quotes its reason. Nothing was changed.' },
   SKYHA_ERR_STATUS_UNREACHABLE: { exit: EXIT_RUNTIME, what: '`skyha status` reached no member of the cluster.' },

@@ -22,7 +22,7 @@ import type { ClusterEvent } from '../../src/observe/cluster-events.js';
 import { writeClusterFiles, type ClusterSpec } from '../../src/testing/cluster-files.js';
 import { ClusterRunner, LocalLauncher } from '../../src/testing/cluster-runner.js';
 import { sampleAppCommand } from '../../src/testing/sample-app.js';
-import { waitFor } from '../../src/testing/wait.js';
+import { holdsFor, waitFor } from '../../src/testing/wait.js';
 import { OPERATIONS, assertDocumented } from '../helpers/openapi.js';
 
 const net = `127.${1 + Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}`;
@@ -237,6 +237,35 @@ describe('REST API on a running cluster', () => {
     }, { deadline: 10_000 });
     const events = (await mon.request<{ events: ClusterEvent[] }>(member('n1'), 'GET', '/v1/events?module=web&limit=2000', undefined, 2000)).body.events;
     assert.ok(events.some((e) => e.reason === 'OPERATOR_RESTART' && e.member === 'n2' && /^ops asked/.test(e.text)), 'n1 has the restart event of n2');
+  });
+
+  it('stops a module on every node, keeps it stopped across an agent restart, and starts it again', async () => {
+    const stopWeb = await ops.request(member('n1'), 'POST', '/v1/modules/web/stop', undefined, 8000);
+    assert.equal(stopWeb.status, 202, JSON.stringify(stopWeb.body));
+    assertDocumented('stopModule', 202, stopWeb.body);
+    assert.match((stopWeb.body as { detail: string }).detail, /^web stopped on n1, n2$/);
+    const stopDb = await ops.request(member('w'), 'POST', '/v1/modules/db/stop', undefined, 8000);
+    assert.equal(stopDb.status, 202, JSON.stringify(stopDb.body));
+    await waitFor('web and db served nowhere', async () => ((await runner.healthyNodes('web')).length === 0 && (await runner.healthyNodes('db')).length === 0) || undefined, { deadline: 15_000 });
+    const why = await ops.request<{ why: string }>(member('n2'), 'GET', '/health/web', undefined, 2000);
+    assert.match(why.body.why, /^web was stopped on n2 by ops at /);
+    const refused = await ops.request(member('n1'), 'POST', '/v1/modules/web/nodes/n2/restart', undefined, 5000);
+    assert.equal(refused.status, 409, 'a stopped module is started, not restarted');
+    // An agent that restarts keeps the module stopped: no primary of db, no web on n2.
+    await runner.kill('n2');
+    runner.start('n2');
+    await waitFor('n2 back', async () => (await runner.status('n2', 1000)) ?? undefined, { deadline: 20_000 });
+    await holdsFor('db and web stay stopped', async () => (await runner.healthyNodes('web')).length === 0 && (await runner.healthyNodes('db')).length === 0, { duration: 3000, every: 200 });
+    const n2 = (await runner.status('n2'))!;
+    assert.deepEqual(n2.modules.map((m) => [m.name, m.role, m.stopped?.by]).sort(), [['db', 'out-of-service', 'ops'], ['web', 'stopped', 'ops']]);
+    for (const mod of ['web', 'db']) {
+      const started = await ops.request(member('n2'), 'POST', `/v1/modules/${mod}/start`, undefined, 8000);
+      assert.equal(started.status, 202, JSON.stringify(started.body));
+      assertDocumented('startModule', 202, started.body);
+    }
+    await waitFor('web on both nodes and one db primary', async () => ((await runner.healthyNodes('web')).length === 2 && (await runner.healthyNodes('db')).length === 1) || undefined, { deadline: 30_000 });
+    const events = (await mon.request<{ events: ClusterEvent[] }>(member('w'), 'GET', '/v1/events?limit=2000', undefined, 2000)).body.events;
+    for (const reason of ['OPERATOR_STOPPED', 'OPERATOR_STARTED']) assert.ok(events.some((e) => e.reason === reason && e.member === 'n1' && e.module === 'db' && /^ops /.test(e.text)), `${reason} of db on n1, naming ops`);
   });
 
   it('passes a barrier asked of the secondary to the primary', async () => {

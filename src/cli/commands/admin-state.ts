@@ -10,7 +10,8 @@
  * restarts; every gate follows it within one link round trip.
  *
  * `skyha restart MODULE --node NODE`: restarts the module's application on
- * that node (or resets a module given up there), through the API too.
+ * that node (or resets a module given up there); `skyha stop MODULE` and
+ * `skyha start MODULE`: the module on every node. Through the API too.
  */
 import type { Command } from 'commander';
 import { SkyhaError } from '../../core/errors.js';
@@ -47,6 +48,24 @@ export function registerAdminStates(program: Command): void {
         if (!mod || mod.kind !== 'farm') throw new SkyhaError('SKYHA_ERR_USAGE_BAD_ARGUMENT', `${module}: expected a farm module of ${config.name} (${config.modules.filter((m) => m.kind === 'farm').map((m) => m.name).join(', ') || 'none'})`);
         if (!mod.nodes.includes(opts.node)) throw new SkyhaError('SKYHA_ERR_USAGE_BAD_ARGUMENT', `--node: expected a node that runs ${module} (${mod.nodes.join(', ')}), found ${JSON.stringify(opts.node)}`);
         await act(config, opts, 'PUT', `/v1/modules/${encodeURIComponent(module)}/nodes/${encodeURIComponent(opts.node)}/admin`, { state: verb.state }, { module, node: opts.node, state: verb.state });
+      });
+  }
+  for (const [verb, says] of [
+    ['stop', 'stop a module on every node until `skyha start` (farm: out of the gates; mirror: no node takes the role); kept across restarts'],
+    ['start', 'start a module stopped by `skyha stop` again on every node'],
+  ] as const) {
+    program
+      .command(`${verb} <module>`)
+      .description(says)
+      .requiredOption('--config <file>', 'the cluster config file')
+      .option('--via <member>', 'the member whose API to ask first (default: the first that answers)')
+      .option('--json', 'print the answer as JSON')
+      .option('--token <token>', 'API bearer token (default: $SKYHA_TOKEN, else the certificate of a member whose key is readable here)')
+      .action(async (module: string, opts: Omit<Options, 'node'>) => {
+        const { requireConfig } = await import('../../config/load.js');
+        const { config } = requireConfig(opts.config, { checkTls: false });
+        if (!config.modules.some((m) => m.name === module)) throw new SkyhaError('SKYHA_ERR_USAGE_BAD_ARGUMENT', `${module}: expected a module of ${config.name} (${config.modules.map((m) => m.name).join(', ') || 'none'})`);
+        await act(config, { ...opts, node: '' }, 'POST', `/v1/modules/${encodeURIComponent(module)}/${verb}`, undefined, { module, [verb]: true });
       });
   }
   program
