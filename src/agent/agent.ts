@@ -39,6 +39,7 @@ import { MemberDriver } from './member-driver.js';
 import { PeerCalls, type PeerCallsMessage } from './peer-calls.js';
 import { MirrorModule } from './mirror-module.js';
 import { MirrorReplication } from './mirror-replication.js';
+import type { Position } from '../replication/history.js';
 import type { ReplResyncBeginMessage, ReplResyncMessage, ResyncMessage } from '../replication/resync-messages.js';
 import { StateFile } from './state-file.js';
 import { buildStatus, type MemberStatusReport } from './status.js';
@@ -62,6 +63,8 @@ const REPLICATION_PENDING_BYTES = 4 * 1024 * 1024;
  * (64 MiB), so a secondary that applies slower than the primary reads is slowed down to, not flooded out of sync.
  */
 const REPLICATION_IN_FLIGHT_BYTES = 16 * 1024 * 1024;
+/** Records a secondary applies in one batch, about (their acknowledgements follow the batch). */
+const APPLY_BATCH_BYTES = 2 * 1024 * 1024;
 
 export interface AgentOptions {
   config: ClusterConfig;
@@ -163,7 +166,9 @@ export class Agent {
       nodes: config.nodes.map((n) => n.name),
       witnesses: config.witnesses.map((w) => w.name),
       timings: config.timings,
-      replication: { lagTimeout: config.timings.lease / 2, retransmitInterval: config.timings.heartbeatInterval, maxLog: 10_000, maxLogBytes: 64 * 1024 * 1024, maxResendBytes: REPLICATION_PENDING_BYTES },
+      // The links are ordered and reliable: a change is lost only with a broken connection, and a secondary busy with a
+      // burst of fsyncs is not one. Retransmitting after a heartbeat interval sent megabytes twice during catch-ups.
+      replication: { lagTimeout: config.timings.lease / 2, retransmitInterval: config.timings.lease / 2, maxLog: 10_000, maxLogBytes: 64 * 1024 * 1024, maxResendBytes: REPLICATION_PENDING_BYTES },
       modules: mirrorConfigs.map((m) => ({ name: m.name, nodes: m.nodes, ...(m.preferredNode ? { preferredNode: m.preferredNode } : {}), failback: m.failback })),
     };
     this.driver = new MemberDriver(memberConfig, opened.loaded, this.clock, (a) => this.act(a));
@@ -197,7 +202,9 @@ export class Agent {
       idleTimeout: config.timings.deadAfter,
       // Short enough that a dial started during a partition does not outlast it by much.
       handshakeTimeout: Math.max(500, 2 * config.timings.suspectAfter),
-      backoff: { min: Math.min(50, config.timings.heartbeatInterval), max: Math.max(250, config.timings.suspectAfter) },
+      // A healed partition is noticed by the next dial: while a peer is unreachable, one goes out every few heartbeats.
+      connectTimeout: Math.max(100, 2 * config.timings.heartbeatInterval),
+      backoff: { min: Math.min(50, config.timings.heartbeatInterval), max: Math.max(100, config.timings.heartbeatInterval) },
     });
     this.links.onReceive((from, message) => {
       if (message.type === 'farm-report' || message.type === 'farm-admin') this.gateController?.onMessage(from, message);
@@ -427,13 +434,13 @@ export class Agent {
       case 'apply': {
         const repl = this.replications.get(a.module);
         const { data, dataEpoch, seq } = a;
-        if (repl) this.afterApply(a.module, () => repl.apply(typeof data === 'string' ? Buffer.from(data) : data, { epoch: dataEpoch, seq }).then(() => undefined));
+        if (repl) this.queueApply(a.module, { data: typeof data === 'string' ? Buffer.from(data) : data, at: { epoch: dataEpoch, seq } });
         return;
       }
       case 'apply-snapshot': {
         const repl = this.replications.get(a.module);
         const at = { epoch: a.dataEpoch, seq: a.seq };
-        if (repl) this.afterApply(a.module, () => repl.finishResync(at));
+        if (repl) this.afterApply(a.module, () => repl.finishResync(at), true);
         return;
       }
       case 'change-refused':
@@ -712,7 +719,9 @@ export class Agent {
    * the data is durable. After a failed apply nothing more is acknowledged;
    * the position is cleared so that the node is resynced when it restarts.
    */
-  private afterApply(module: string, fn: () => void | Promise<void>): void {
+  private afterApply(module: string, fn: () => void | Promise<void>, touchesData = false): void {
+    // Applies queued from now on must not overtake this step.
+    if (touchesData) this.openBatches.delete(module);
     const repl = this.replications.get(module);
     const next = (this.replChains.get(module) ?? Promise.resolve()).then(async () => {
       if (repl?.broken) return;
@@ -729,6 +738,33 @@ export class Agent {
     this.replChains.set(module, next);
   }
 
+  /**
+   * Records to apply join the module's open batch: one chain step applies
+   * every record that arrived before it ran (Applier.applyBatch: patches of
+   * a burst share their fsyncs). Acknowledgements and positions chained
+   * after a record run after its batch, so none comes before its data is
+   * durable. A batch holds about APPLY_BATCH_BYTES, so that acknowledgements
+   * keep coming during a long catch-up (the primary's retransmission counts
+   * from the last one).
+   */
+  private queueApply(module: string, item: { data: Uint8Array; at?: Position }): void {
+    const open = this.openBatches.get(module);
+    if (open && open.bytes < APPLY_BATCH_BYTES) {
+      open.push(item);
+      open.bytes += item.data.length;
+      return;
+    }
+    const batch = Object.assign([item], { bytes: item.data.length });
+    this.openBatches.set(module, batch);
+    this.afterApply(module, () => {
+      if (this.openBatches.get(module) === batch) this.openBatches.delete(module);
+      return this.replications.get(module)?.applyBatch(batch);
+    });
+  }
+
+  /** Per mirror module, the records waiting for the chain step that applies them (see queueApply). */
+  private readonly openBatches = new Map<string, Array<{ data: Uint8Array; at?: Position }> & { bytes: number }>();
+
   /** A resync's begin or record, from the current primary of a module this node is secondary of, at its epoch; anything else is dropped. */
   private onResync(from: string, msg: ReplResyncMessage | ReplResyncBeginMessage): void {
     const repl = this.replications.get(msg.module);
@@ -737,8 +773,8 @@ export class Agent {
       this.log.debug({ module: msg.module, from, epoch: msg.epoch }, `dropped a ${msg.type} of ${msg.module} from ${from}: not from this node's primary at its epoch`);
       return;
     }
-    if (msg.type === 'repl-resync-begin') this.afterApply(msg.module, () => repl.resyncBegin(from, msg));
-    else this.afterApply(msg.module, () => repl.applyResync(msg.data));
+    if (msg.type === 'repl-resync-begin') this.afterApply(msg.module, () => repl.resyncBegin(from, msg), true);
+    else this.queueApply(msg.module, { data: msg.data });
   }
 
   /** Waits while a secondary that keeps up has more than REPLICATION_IN_FLIGHT_BYTES unacknowledged (woken by acks). */

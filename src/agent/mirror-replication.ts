@@ -34,7 +34,7 @@ import { Applier } from '../replication/applier.js';
 import { ChangeCapture } from '../replication/change-capture.js';
 import { History, pathKey, type Position } from '../replication/history.js';
 import { readPath } from '../replication/path-reader.js';
-import { decodeRecord, encodeRecord, STAGING_DIR, type ChangeRecord } from '../replication/record.js';
+import { decodeRecord, encodeRecord, STAGING_DIR } from '../replication/record.js';
 import type { ReplResyncBeginMessage, ReplResyncManifestMessage, ResyncMessage } from '../replication/resync-messages.js';
 import { ResyncSource, type ResyncOutcome, type ResyncProgress } from '../replication/resync-source.js';
 import { ResyncTarget } from '../replication/resync-target.js';
@@ -374,15 +374,26 @@ export class MirrorReplication {
 
   // ---- secondary ----
 
-  /** Applies one change at `at` durably; its history entry is made durable by `history.sync()` before it is acknowledged. */
-  async apply(data: Uint8Array, at: Position): Promise<ChangeRecord> {
-    const record = decodeRecord(data, this.d.roots.length);
-    if (record.kind === 'file' && record.staged) this.stagedFrom = record.last ? undefined : record.first ? at.seq : this.stagedFrom;
-    await this.applier.apply(data, record);
-    // After the apply: an entry says the data has the change (the acknowledgement waits for the history's sync).
-    this.history.change(at, record.root, record.path, record.kind === 'file' && !record.staged ? record.blocks.map((b) => b.index) : undefined);
-    this.appliedRecords++;
-    return record;
+  /**
+   * Applies consecutive records durably, in order (see Applier.applyBatch):
+   * changes of the stream with their positions (history entries after the
+   * apply, made durable by `history.sync()` before the acknowledgement), and
+   * records of a resync (`at` undefined; set aside first where they would
+   * overwrite this node's own changes).
+   */
+  async applyBatch(items: ReadonlyArray<{ data: Uint8Array; at?: Position }>): Promise<void> {
+    const decoded = items.map(({ data }) => ({ bytes: data, record: decodeRecord(data, this.d.roots.length) }));
+    await this.applier.applyBatch(decoded, async (i) => {
+      if (items[i]!.at === undefined) await this.target.beforeApply(decoded[i]!.record, items[i]!.data.length);
+    });
+    for (let i = 0; i < items.length; i++) {
+      const { at } = items[i]!;
+      const record = decoded[i]!.record;
+      this.appliedRecords++;
+      if (!at) continue;
+      if (record.kind === 'file' && record.staged) this.stagedFrom = record.last ? undefined : record.first ? at.seq : this.stagedFrom;
+      this.history.change(at, record.root, record.path, record.kind === 'file' && !record.staged ? record.blocks.map((b) => b.index) : undefined);
+    }
   }
 
   /**
@@ -398,14 +409,6 @@ export class MirrorReplication {
   resyncBegin(from: string, msg: ReplResyncBeginMessage): Promise<void> {
     this.resyncFrom = from;
     return this.target.begin(msg);
-  }
-
-  /** A record of a resync in progress. */
-  async applyResync(data: Uint8Array): Promise<void> {
-    const record = decodeRecord(data, this.d.roots.length);
-    await this.target.beforeApply(record, data.length);
-    await this.applier.apply(data, record);
-    this.appliedRecords++;
   }
 
   /** The resync is complete: the data is the primary's at `at`. */

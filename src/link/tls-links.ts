@@ -59,6 +59,11 @@ export interface TlsLinksOptions<M = unknown> {
   backoff?: { min: number; max: number };
   /** ms a TLS handshake may take, both ways (for the dialer: until the peer has accepted it); default 2000. */
   handshakeTimeout?: number;
+  /**
+   * ms the dialer waits for the TCP connection itself, within handshakeTimeout; default handshakeTimeout. A SYN
+   * lost in a partition is retried by TCP only a second later: a short bound here redials sooner once it heals.
+   */
+  connectTimeout?: number;
   /** Largest frame (version byte + JSON) sent or accepted; default 4 MiB. */
   maxFrameBytes?: number;
   /** Bytes that may wait in one outbound socket's buffer; a message that would exceed it is dropped; default 8 MiB. */
@@ -218,6 +223,7 @@ export class TlsLinks<M> implements Transport<M> {
     idleTimeout: number;
     backoff: { min: number; max: number };
     handshakeTimeout: number;
+    connectTimeout: number;
     maxFrameBytes: number;
     maxPendingBytes: number;
     maxInboundTotal: number;
@@ -266,13 +272,14 @@ export class TlsLinks<M> implements Transport<M> {
       idleTimeout: options.idleTimeout ?? 1000,
       backoff: options.backoff ?? { min: 50, max: 2000 },
       handshakeTimeout: options.handshakeTimeout ?? 2000,
+      connectTimeout: Math.min(options.connectTimeout ?? Infinity, options.handshakeTimeout ?? 2000),
       maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
       maxPendingBytes: options.maxPendingBytes ?? 8 * 1024 * 1024,
       maxInboundTotal: options.maxInbound?.total ?? 64,
       maxInboundPerSource: options.maxInbound?.perSource ?? 16,
     };
     const o = this.opts;
-    for (const [k, v] of Object.entries({ keepaliveInterval: o.keepaliveInterval, idleTimeout: o.idleTimeout, handshakeTimeout: o.handshakeTimeout, 'backoff.min': o.backoff.min, maxFrameBytes: o.maxFrameBytes, maxPendingBytes: o.maxPendingBytes, 'maxInbound.total': o.maxInboundTotal, 'maxInbound.perSource': o.maxInboundPerSource })) {
+    for (const [k, v] of Object.entries({ keepaliveInterval: o.keepaliveInterval, idleTimeout: o.idleTimeout, handshakeTimeout: o.handshakeTimeout, connectTimeout: o.connectTimeout, 'backoff.min': o.backoff.min, maxFrameBytes: o.maxFrameBytes, maxPendingBytes: o.maxPendingBytes, 'maxInbound.total': o.maxInboundTotal, 'maxInbound.perSource': o.maxInboundPerSource })) {
       if (!(Number.isFinite(v) && v > 0)) throw new RangeError(`TlsLinks: ${k} must be a positive number, got ${v}`);
     }
     // The peer pings after keepaliveInterval of silence; a shorter idle timeout would cut healthy links.
@@ -522,11 +529,22 @@ export class TlsLinks<M> implements Transport<M> {
     p.socket = socket;
     socket.setNoDelay(true);
     // Bounds the whole setup (TCP, TLS, the peer's hello): an unreachable peer must not hold a dial for TCP's minutes.
-    p.handshakeTimer = setTimeout(() => {
+    // The TCP connection has a shorter bound of its own.
+    const started = now();
+    let connected = false;
+    const giveUp = (): void => {
       p.handshakeTimer = undefined;
-      this.rlog.log('warn', LINK_REASONS.dialFailed, { peer: p.name, code: 'TIMEOUT' }, `cannot link to ${p.name} at ${p.addr.host}:${p.addr.port}: no ${p.secure ? 'hello' : 'TLS handshake'} within ${this.opts.handshakeTimeout} ms`, `${LINK_REASONS.dialFailed}:${p.name}`);
+      const what = !connected ? `TCP connection within ${this.opts.connectTimeout}` : `${p.secure ? 'hello' : 'TLS handshake'} within ${this.opts.handshakeTimeout}`;
+      this.rlog.log('warn', LINK_REASONS.dialFailed, { peer: p.name, code: 'TIMEOUT' }, `cannot link to ${p.name} at ${p.addr.host}:${p.addr.port}: no ${what} ms`, `${LINK_REASONS.dialFailed}:${p.name}`);
       socket.destroy();
-    }, this.opts.handshakeTimeout);
+    };
+    p.handshakeTimer = setTimeout(giveUp, this.opts.connectTimeout);
+    socket.once('connect', () => {
+      connected = true;
+      if (p.socket !== socket || !p.handshakeTimer || this.opts.connectTimeout >= this.opts.handshakeTimeout) return;
+      clearTimeout(p.handshakeTimer);
+      p.handshakeTimer = setTimeout(giveUp, Math.max(0, this.opts.handshakeTimeout - (now() - started)));
+    });
     socket.on('secureConnect', () => {
       p.secure = true;
       p.lastReceivedAt = now();

@@ -38,6 +38,13 @@ export interface SecondaryTrack {
   lastSentAt: number;
   /** Waiting for a snapshot to be acknowledged. */
   snapshotting: boolean;
+  /** Retransmissions since the last progress: each one doubles the wait before the next (up to 8×). */
+  retries?: number;
+}
+
+/** When the unacknowledged changes of `t` are due to be sent again. */
+function retransmitAt(t: SecondaryTrack, timings: ReplicationTimings): number {
+  return t.lastSentAt + timings.retransmitInterval * 2 ** Math.min(t.retries ?? 0, 3);
 }
 
 export interface ReplicationPrimaryState {
@@ -175,9 +182,13 @@ function onMessage(out: Out, from: string, msg: ReplicationMessage, now: number)
     const acked = Math.max(t.acked, Math.min(msg.seq, s.seq));
     // An ack is a true statement about this epoch's history, so it counts even mid-snapshot;
     // housekeeping ends the snapshot once the secondary acknowledged anything. An advancing ack is progress.
-    track(out, from, { acked, connected: true, sent: Math.max(t.sent ?? -1, acked), ...(acked > t.acked ? { lastSentAt: now } : {}) });
-    // Behind: resend, but at most once per retransmit interval (a burst of duplicate acks must not multiply traffic).
-    if (acked < out.state.seq && now - out.state.secondaries[from]!.lastSentAt >= s.timings.retransmitInterval) resend(out, from, now);
+    track(out, from, { acked, connected: true, sent: Math.max(t.sent ?? -1, acked), ...(acked > t.acked ? { lastSentAt: now, retries: 0 } : {}) });
+    const after = out.state.secondaries[from]!;
+    // Catching up (some changes not sent yet) and progress: keep its window full rather than wait for the retransmit
+    // interval after each window. Behind otherwise: resend, at most once per retransmit interval (a burst of
+    // duplicate acks must not multiply traffic).
+    if (acked > t.acked && !after.snapshotting && (after.sent ?? acked) < out.state.seq) stream(out, from);
+    else if (acked < out.state.seq && now >= retransmitAt(after, s.timings)) resend(out, from, now, true);
   } else if (msg.type === 'repl-hello') {
     const first = s.log[0]?.seq ?? s.seq + 1;
     const canResume = msg.dataEpoch === s.epoch && msg.applied <= s.seq && msg.applied + 1 >= first;
@@ -191,7 +202,8 @@ function onMessage(out: Out, from: string, msg: ReplicationMessage, now: number)
   }
 }
 
-function resend(out: Out, node: string, now: number): void {
+/** Sends what `node` has not acknowledged, from the log (a snapshot if the log no longer reaches); `retry`: a retransmission. */
+function resend(out: Out, node: string, now: number, retry = false): void {
   const s = out.state;
   const t = s.secondaries[node]!;
   const missing = s.log.filter((c) => c.seq > t.acked);
@@ -212,7 +224,30 @@ function resend(out: Out, node: string, now: number): void {
     bytes += c.data.length;
     last = c.seq;
   }
-  track(out, node, { lastSentAt: now, sent: Math.max(t.sent ?? -1, last) });
+  track(out, node, { lastSentAt: now, sent: Math.max(t.sent ?? -1, last), retries: retry ? (t.retries ?? 0) + 1 : 0 });
+}
+
+/**
+ * Sends the changes after the last one sent to `node` while what it has not
+ * acknowledged stays within maxResendBytes (its progress reopens the window).
+ */
+function stream(out: Out, node: string): void {
+  const s = out.state;
+  const t = s.secondaries[node]!;
+  const first = s.log[0]?.seq;
+  if (first === undefined || t.acked + 1 < first) return; // out of the log: the retransmission resyncs it
+  const max = s.timings.maxResendBytes ?? Infinity;
+  let bytes = 0;
+  for (let seq = t.acked + 1; seq <= (t.sent ?? t.acked); seq++) bytes += s.log[seq - first]?.data.length ?? 0;
+  let last = t.sent ?? t.acked;
+  for (let seq = last + 1; seq <= s.seq; seq++) {
+    const c = s.log[seq - first]!;
+    if (bytes > 0 && bytes + c.data.length > max) break;
+    out.actions.push({ type: 'send', to: node, message: { type: 'repl-change', module: s.module, epoch: s.epoch, seq: c.seq, data: c.data } });
+    bytes += c.data.length;
+    last = seq;
+  }
+  track(out, node, { sent: last });
 }
 
 function housekeeping(out: Out, now: number): void {
@@ -227,7 +262,7 @@ function housekeeping(out: Out, now: number): void {
   }
   // Retransmit to connected secondaries that are behind.
   for (const [n, t] of Object.entries(out.state.secondaries)) {
-    if (t.connected && !t.snapshotting && t.acked >= 0 && t.acked < out.state.seq && now - t.lastSentAt >= s.timings.retransmitInterval) resend(out, n, now);
+    if (t.connected && !t.snapshotting && t.acked >= 0 && t.acked < out.state.seq && now >= retransmitAt(t, s.timings)) resend(out, n, now, true);
   }
   // Who should be in sync: connected, everything acknowledged, or in the committed set and not lagging.
   const desired: string[] = [];
@@ -274,7 +309,7 @@ function housekeeping(out: Out, now: number): void {
     const c = out.state.log.find((x) => x.seq === t.acked + 1);
     // Only deadlines still ahead: one already passed has been acted on.
     if (c && c.at + s.timings.lagTimeout > now) at = Math.min(at, c.at + s.timings.lagTimeout);
-    if (!t.snapshotting) at = Math.min(at, Math.max(t.lastSentAt + s.timings.retransmitInterval, now + 1));
+    if (!t.snapshotting) at = Math.min(at, Math.max(retransmitAt(t, s.timings), now + 1));
   }
   if (at < Infinity) out.actions.push({ type: 'wake', at: Math.max(at, now) });
 }

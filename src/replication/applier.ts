@@ -20,7 +20,7 @@
  * symlink on the secondary cannot lead a write elsewhere.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fchmodSync, ftruncateSync, fchownSync, fsyncSync, futimesSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, constants, fchmodSync, ftruncateSync, fchownSync, fsync, fsyncSync, futimesSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
 import { lchown, lstat, lutimes, mkdir, open, readFile, rename, rm, symlink, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { SkyhaError } from '../core/errors.js';
@@ -28,6 +28,18 @@ import { BLOCK_SIZE, decodeRecord, describeRecord, STAGING_DIR, type ChangeRecor
 
 /** Whole files up to this size are applied in synchronous calls (see stagedSmall). */
 const SMALL_SYNC_BYTES = 64 * 1024;
+
+/** A run of patches shares one journal write and one round of fsyncs: at most this many records, or bytes. */
+const RUN_RECORDS = 256;
+const RUN_BYTES = 16 * 1024 * 1024;
+/** A journal of several patches starts with this (a journal without it is one record: older agents wrote those). */
+const RUN_MAGIC = Buffer.from('SKYHA-PATCHES-1\n', 'latin1');
+
+/** One record for `applyBatch`: its encoded bytes, decoded. */
+export interface BatchItem {
+  readonly bytes: Uint8Array;
+  readonly record: ChangeRecord;
+}
 
 /** A parent on the way is not a real directory: the asynchronous path repairs it. */
 class NeedsAsync extends Error {}
@@ -66,11 +78,99 @@ export class Applier {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
-    const record = decodeRecord(bytes, this.o.roots.length);
-    if (record.kind !== 'file' || record.staged) throw new SkyhaError('SKYHA_ERR_REPLICATION_APPLY', `the intent journal ${this.o.journalPath} holds ${describeRecord(record)}, not a patch in place`);
-    await this.patch(record);
+    const records = bytes.subarray(0, RUN_MAGIC.length).equals(RUN_MAGIC) ? decodeRun(bytes, this.o.roots.length) : [decodeRecord(bytes, this.o.roots.length)];
+    for (const record of records) {
+      if (record.kind !== 'file' || record.staged) throw new SkyhaError('SKYHA_ERR_REPLICATION_APPLY', `the intent journal ${this.o.journalPath} holds ${describeRecord(record)}, not a patch in place`);
+      await this.patch(record);
+    }
     await unlink(this.o.journalPath);
-    return record;
+    return records.at(-1);
+  }
+
+  /**
+   * Applies records in order, durable when it resolves, like `apply` one
+   * after the other — but consecutive patches in place of existing
+   * files go as a run: one journal write for the run, the blocks written in
+   * synchronous calls, every file fsynced at once (the thread pool does them
+   * side by side). A resync after a partition is hundreds of such patches;
+   * one at a time, each cost four fsyncs and a dozen thread-pool round trips.
+   * The same file may be patched several times in a run. `before(i)` runs
+   * just before item i is applied.
+   */
+  async applyBatch(items: readonly BatchItem[], before?: (i: number) => Promise<void>): Promise<void> {
+    let run: Uint8Array[] = [];
+    let records: FileRecord[] = [];
+    let size = 0;
+    const flush = async (): Promise<void> => {
+      if (records.length === 0) return;
+      const [r, b] = [records, run];
+      [records, run, size] = [[], [], 0];
+      await this.patchRun(r, b);
+    };
+    for (let i = 0; i < items.length; i++) {
+      const { bytes, record: r } = items[i]!;
+      // Only patches in a run: replayed in order after a crash they end where the run ended, and nothing else has
+      // touched those files since (anything else is applied after the run is durable and its journal gone).
+      if (r.kind !== 'file' || r.staged) await flush();
+      await before?.(i);
+      if (r.kind === 'file' && !r.staged && this.patchable(r)) {
+        records.push(r);
+        run.push(bytes);
+        size += bytes.length;
+        if (records.length >= RUN_RECORDS || size >= RUN_BYTES) await flush();
+      } else {
+        await flush();
+        await this.apply(bytes, r);
+      }
+    }
+    await flush();
+  }
+
+  /** Whether a patch can go in a run: every parent a real directory and the target an existing regular file. */
+  private patchable(r: FileRecord): boolean {
+    let at = this.o.roots[r.root]!;
+    for (const part of r.path.split('/').slice(0, -1)) {
+      at = join(at, part);
+      if (!lstatSyncOrNull(at)?.isDirectory()) return false;
+    }
+    return lstatSyncOrNull(this.abs(r.root, r.path))?.isFile() === true;
+  }
+
+  /** Patches in place of existing files: journal once, write all, fsync every file together, then drop the journal. */
+  private async patchRun(records: readonly FileRecord[], bytes: readonly Uint8Array[]): Promise<void> {
+    if (records.length === 1) {
+      await this.journal(bytes[0]!);
+    } else {
+      const parts: Uint8Array[] = [RUN_MAGIC];
+      for (const b of bytes) {
+        const len = Buffer.allocUnsafe(4);
+        len.writeUInt32BE(b.length, 0);
+        parts.push(len, b);
+      }
+      await this.journal(Buffer.concat(parts));
+    }
+    const fds = new Map<string, number>();
+    try {
+      for (const r of records) {
+        const abs = this.abs(r.root, r.path);
+        let fd = fds.get(abs);
+        if (fd === undefined) {
+          fd = openSync(abs, 'r+');
+          fds.set(abs, fd);
+        }
+        for (const b of r.blocks) writeAllSync(fd, b.data, b.index * BLOCK_SIZE);
+        if (r.last) {
+          ftruncateSync(fd, r.size);
+          fchmodSync(fd, r.mode & 0o7777);
+          if (isRoot) fchownSync(fd, r.uid, r.gid);
+          futimesSync(fd, r.mtimeMs / 1000, r.mtimeMs / 1000);
+        }
+      }
+      await Promise.all([...fds.values()].map((fd) => new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())))));
+    } finally {
+      for (const fd of fds.values()) closeSync(fd);
+    }
+    await unlink(this.o.journalPath);
   }
 
   /** Decodes, checks and applies one record (`record`: already decoded from `bytes`); durable when it resolves. */
@@ -307,6 +407,20 @@ async function writeBlocks(h: FileHandle, r: FileRecord): Promise<void> {
     }
     i = j;
   }
+}
+
+/** The records of a journal that holds a run of patches. */
+function decodeRun(bytes: Buffer, roots: number): ChangeRecord[] {
+  const out: ChangeRecord[] = [];
+  for (let at = RUN_MAGIC.length; at < bytes.length; ) {
+    if (at + 4 > bytes.length) throw new SkyhaError('SKYHA_ERR_REPLICATION_APPLY', 'the intent journal ends inside a length');
+    const len = bytes.readUInt32BE(at);
+    at += 4;
+    if (at + len > bytes.length) throw new SkyhaError('SKYHA_ERR_REPLICATION_APPLY', 'the intent journal ends inside a record');
+    out.push(decodeRecord(bytes.subarray(at, at + len), roots));
+    at += len;
+  }
+  return out;
 }
 
 async function finish(h: FileHandle, r: FileRecord): Promise<void> {

@@ -230,4 +230,51 @@ describe('replication: primary and secondaries', () => {
     const step = stepReplicationPrimary(p, { type: 'receive', from: 'b', message: { type: 'repl-hello', module: 'db', epoch: 1, dataEpoch: 1, applied: 2 } }, 0);
     assert.ok(step.actions.some((a) => a.type === 'send-snapshot'), 'seq 3 is gone from the log: a snapshot');
   });
+  it('a secondary catching up from the log gets a window of maxResendBytes, reopened by each acknowledgement that advances', () => {
+    let p = initReplicationPrimary({ module: 'db', self: 'a', epoch: 1, secondaries: ['b'], inSync: [], timings: { ...TIMINGS, maxResendBytes: 10 } });
+    for (let i = 0; i < 6; i++) p = stepReplicationPrimary(p, { type: 'change', data: 'abcd' }, 0).state;
+    const seqs = (actions: ReplicationPrimaryAction[]) => actions.flatMap((a) => (a.type === 'send' && a.message.type === 'repl-change' ? [a.message.seq] : []));
+    let step = stepReplicationPrimary(p, { type: 'receive', from: 'b', message: { type: 'repl-hello', module: 'db', epoch: 1, dataEpoch: 1, applied: 0 } }, 1);
+    assert.deepEqual(seqs(step.actions), [1, 2], '8 bytes fit in the window of 10, 12 would not');
+    step = stepReplicationPrimary(step.state, { type: 'receive', from: 'b', message: { type: 'repl-ack', module: 'db', epoch: 1, seq: 1 } }, 2);
+    assert.deepEqual(seqs(step.actions), [3], 'at once, not a retransmit interval later: 2 and 3 in flight');
+    step = stepReplicationPrimary(step.state, { type: 'receive', from: 'b', message: { type: 'repl-ack', module: 'db', epoch: 1, seq: 3 } }, 3);
+    assert.deepEqual(seqs(step.actions), [4, 5]);
+    step = stepReplicationPrimary(step.state, { type: 'receive', from: 'b', message: { type: 'repl-ack', module: 'db', epoch: 1, seq: 3 } }, 4);
+    assert.deepEqual(seqs(step.actions), [], 'a duplicate acknowledgement is no progress');
+  });
+
+  it('retransmissions without progress back off, doubling up to 8 intervals; progress resets them', () => {
+    const rig = new Rig(['b']);
+    rig.p({ type: 'committed', inSync: ['b'] });
+    rig.blocked.add('b');
+    rig.write('w1');
+    rig.flush();
+    const resentAt: number[] = [];
+    for (let t = 1; t <= 40 * TIMINGS.retransmitInterval; t += 10) {
+      rig.now = t;
+      rig.outbox = [];
+      rig.p({ type: 'tick' });
+      if (rig.outbox.some((m) => m.message.type === 'repl-change')) resentAt.push(t);
+    }
+    const gaps = resentAt.slice(1).map((t, i) => t - resentAt[i]!);
+    assert.deepEqual(gaps.slice(0, 4), [200, 400, 800, 800], `resent at ${resentAt.join(', ')}`);
+    rig.blocked.clear();
+    rig.outbox = [];
+    rig.now += 800;
+    rig.p({ type: 'tick' });
+    rig.flush();
+    assert.deepEqual(rig.data.get('b'), ['w1']);
+    rig.blocked.add('b');
+    rig.write('w2');
+    const first = rig.now;
+    let again = 0;
+    for (let t = first + 10; again === 0; t += 10) {
+      rig.now = t;
+      rig.outbox = [];
+      rig.p({ type: 'tick' });
+      if (rig.outbox.some((m) => m.message.type === 'repl-change')) again = t;
+    }
+    assert.equal(again - first, TIMINGS.retransmitInterval, 'after progress, one interval again');
+  });
 });

@@ -44,6 +44,21 @@ function pair(): Pair {
   };
 }
 
+/** Reads `path` on the primary: the records that bring the secondary to it (encoded), without applying them. */
+async function read(p: Pair, path: string): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  const gen = readPath({ roots: [p.primary], maxRecordBytes: 64 * 1024 }, 0, path, p.hashes.get(path));
+  for (;;) {
+    const next = await gen.next();
+    if (next.done) {
+      if (next.value.hashes) p.hashes.set(path, next.value.hashes);
+      else p.hashes.delete(path);
+      return out;
+    }
+    out.push(encodeRecord(next.value));
+  }
+}
+
 /** Reads `path` on the primary and applies what it yields on the secondary, through the codec. */
 async function ship(p: Pair, path: string, maxRecordBytes = 64 * 1024, smallFile?: number): Promise<ChangeRecord[]> {
   const records: ChangeRecord[] = [];
@@ -219,6 +234,76 @@ test('a patch interrupted by a crash is replayed from the intent journal', async
     assert.equal(existsSync(join(p.secondary, '..', 'journal')), false);
     assert.deepEqual(readFileSync(join(p.secondary, 'f')), readFileSync(join(p.primary, 'f')));
     assert.equal(await fresh.recover(), undefined, 'nothing left to replay');
+  } finally {
+    p.cleanup();
+  }
+});
+
+test('a burst applied as one batch ends where the same records applied one by one end: patches of a file several times, then other kinds', async () => {
+  const p = pair();
+  try {
+    const patchBlock = (file: string, index: number, byte: number): void => {
+      const fd = openSync(join(p.primary, file), 'r+');
+      writeSync(fd, Buffer.alloc(BLOCK_SIZE, byte), 0, BLOCK_SIZE, index * BLOCK_SIZE);
+      closeSync(fd);
+    };
+    writeFileSync(join(p.primary, 'f'), Buffer.alloc(256 * 1024, 1));
+    writeFileSync(join(p.primary, 'g'), Buffer.alloc(128 * 1024, 2));
+    writeFileSync(join(p.primary, 'small'), 'small');
+    for (const path of ['f', 'g', 'small']) await ship(p, path);
+    const burst: Buffer[] = [];
+    patchBlock('f', 3, 7);
+    burst.push(...(await read(p, 'f')));
+    patchBlock('g', 0, 8);
+    burst.push(...(await read(p, 'g')));
+    patchBlock('f', 3, 9); // the same block of the same file again, in the same run
+    patchBlock('f', 40, 9);
+    burst.push(...(await read(p, 'f')));
+    mkdirSync(join(p.primary, 'd'));
+    writeFileSync(join(p.primary, 'd', 'h'), Buffer.alloc(70 * 1024, 3));
+    burst.push(...(await read(p, 'd')), ...(await read(p, 'd/h')));
+    rmSync(join(p.primary, 'small'));
+    burst.push(...(await read(p, 'small')));
+    patchBlock('f', 10, 5);
+    truncateSync(join(p.primary, 'g'), 100 * 1024);
+    burst.push(...(await read(p, 'f')), ...(await read(p, 'g')));
+    const decoded = burst.map((b) => decodeRecord(b, 1));
+    const kinds = new Set(decoded.map((r) => (r.kind === 'file' ? (r.staged ? 'staged' : 'patch') : r.kind)));
+    assert.deepEqual([...kinds].sort(), ['delete', 'dir', 'patch', 'staged']);
+    assert.ok(decoded.filter((r) => r.kind === 'file' && !r.staged && r.path === 'f').length >= 3, 'f patched several times');
+    const seen: number[] = [];
+    await p.applier.applyBatch(burst.map((bytes) => ({ bytes, record: decodeRecord(bytes, 1) })), async (i) => void seen.push(i));
+    assert.deepEqual(seen, burst.map((_, i) => i), 'before() once per record, in order');
+    assert.deepEqual(snapshot(p.secondary), snapshot(p.primary));
+    assert.equal(existsSync(join(p.secondary, '..', 'journal')), false, 'no journal left once the batch is durable');
+  } finally {
+    p.cleanup();
+  }
+});
+
+test('a run of patches interrupted by a crash is replayed whole, in order, from the intent journal', async () => {
+  const p = pair();
+  try {
+    writeFileSync(join(p.primary, 'f'), Buffer.alloc(256 * 1024, 1));
+    writeFileSync(join(p.primary, 'g'), Buffer.alloc(256 * 1024, 2));
+    await ship(p, 'f');
+    await ship(p, 'g');
+    const run: Buffer[] = [];
+    for (const [file, index, byte] of [['f', 1, 5], ['g', 2, 6], ['f', 1, 7]] as const) {
+      const fd = openSync(join(p.primary, file), 'r+');
+      writeSync(fd, Buffer.alloc(100, byte), 0, 100, index * BLOCK_SIZE);
+      closeSync(fd);
+      run.push(...(await read(p, file)));
+    }
+    // The crash: the run's journal was written (a header line, then each record after its length), no file yet.
+    const parts: Buffer[] = [Buffer.from('SKYHA-PATCHES-1\n', 'latin1')];
+    for (const r of run) parts.push(Buffer.from([0, 0, r.length >> 8, r.length & 0xff]), r);
+    writeFileSync(join(p.secondary, '..', 'journal'), Buffer.concat(parts));
+    const fresh = new Applier({ roots: [p.secondary], journalPath: join(p.secondary, '..', 'journal') });
+    assert.equal((await fresh.recover())?.path, 'f', 'the last record replayed');
+    assert.equal(existsSync(join(p.secondary, '..', 'journal')), false);
+    assert.deepEqual(readFileSync(join(p.secondary, 'f')), readFileSync(join(p.primary, 'f')), 'the later patch of f wins, as it did on the primary');
+    assert.deepEqual(readFileSync(join(p.secondary, 'g')), readFileSync(join(p.primary, 'g')));
   } finally {
     p.cleanup();
   }
