@@ -45,9 +45,9 @@ function pair(): Pair {
 }
 
 /** Reads `path` on the primary: the records that bring the secondary to it (encoded), without applying them. */
-async function read(p: Pair, path: string): Promise<Buffer[]> {
+async function read(p: Pair, path: string, maxRecordBytes = 64 * 1024, smallFile?: number): Promise<Buffer[]> {
   const out: Buffer[] = [];
-  const gen = readPath({ roots: [p.primary], maxRecordBytes: 64 * 1024 }, 0, path, p.hashes.get(path));
+  const gen = readPath({ roots: [p.primary], maxRecordBytes, ...(smallFile !== undefined ? { smallFile } : {}) }, 0, path, p.hashes.get(path));
   for (;;) {
     const next = await gen.next();
     if (next.done) {
@@ -62,18 +62,11 @@ async function read(p: Pair, path: string): Promise<Buffer[]> {
 /** Reads `path` on the primary and applies what it yields on the secondary, through the codec. */
 async function ship(p: Pair, path: string, maxRecordBytes = 64 * 1024, smallFile?: number): Promise<ChangeRecord[]> {
   const records: ChangeRecord[] = [];
-  const gen = readPath({ roots: [p.primary], maxRecordBytes, ...(smallFile !== undefined ? { smallFile } : {}) }, 0, path, p.hashes.get(path));
-  for (;;) {
-    const next = await gen.next();
-    if (next.done) {
-      if (next.value.hashes) p.hashes.set(path, next.value.hashes);
-      else p.hashes.delete(path);
-      break;
-    }
-    const r = next.value;
+  for (const bytes of await read(p, path, maxRecordBytes, smallFile)) {
+    const r = decodeRecord(bytes, 1);
     if (r.kind === 'file') p.shipped += r.blocks.reduce((n, b) => n + b.data.length, 0);
-    records.push(decodeRecord(encodeRecord(r), 1));
-    await p.applier.apply(encodeRecord(r));
+    records.push(r);
+    await p.applier.apply(bytes);
   }
   return records;
 }
