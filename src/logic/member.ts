@@ -42,7 +42,8 @@ export type MemberMessage =
   | { type: 'heartbeat'; heartbeat: Heartbeat }
   /** The primary's periodic word to the module's other nodes. */
   | { type: 'announce'; module: string; epoch: number; inSync: readonly string[] }
-  | { type: 'hand-over'; module: string; epoch: number; inSync: readonly string[]; stay?: boolean }
+  /** `dataEpoch`:`seq`: the position of the old primary's data, which the target's must match to take over. */
+  | { type: 'hand-over'; module: string; epoch: number; inSync: readonly string[]; dataEpoch: number; seq: number; stay?: boolean }
   | { type: 'hand-over-refused'; module: string; epoch: number };
 
 /** What survives a restart (the driver stores it durably when told to). */
@@ -257,9 +258,16 @@ function receive(run: Run, from: string, msg: MemberMessage): void {
       run.queue.push({ to: 'mirror', module: msg.module, event: { type: 'announce', from, epoch: msg.epoch, inSync: msg.inSync } });
       if (from !== s.config.self) run.queue.push({ to: 'secondary', module: msg.module, event: { type: 'primary', node: from, epoch: msg.epoch, inSync: msg.inSync } });
       return;
-    case 'hand-over':
-      if (s.modules[msg.module]) run.queue.push({ to: 'mirror', module: msg.module, event: { type: 'hand-over', from, epoch: msg.epoch, inSync: msg.inSync, ...(msg.stay ? { stay: true } : {}) } });
+    case 'hand-over': {
+      const slot = s.modules[msg.module];
+      if (!slot) return;
+      // The final barrier made the old primary's changes durable here; a disk lost or replaced since (a restart
+      // in between) holds less, and taking over with it would lose them.
+      const local = slot.secondary;
+      const lacks = local.dataEpoch !== msg.dataEpoch || local.applied < msg.seq ? `the data on ${s.config.self} is at ${local.dataEpoch}:${local.applied}, not at ${from}'s ${msg.dataEpoch}:${msg.seq}` : undefined;
+      run.queue.push({ to: 'mirror', module: msg.module, event: { type: 'hand-over', from, epoch: msg.epoch, inSync: msg.inSync, ...(msg.stay ? { stay: true } : {}), ...(lacks !== undefined ? { lacks } : {}) } });
       return;
+    }
     case 'hand-over-refused':
       if (s.modules[msg.module]) run.queue.push({ to: 'mirror', module: msg.module, event: { type: 'hand-over-refused', from, epoch: msg.epoch } });
       return;
@@ -473,11 +481,15 @@ function onMirror(run: Run, module: string, a: MirrorAction): void {
       run.actions.push({ type: 'stop-app', module, reason: a.reason });
       return;
     case 'final-barrier':
-      run.queue.push({ to: 'primary', module, event: { type: 'barrier', id: FINAL_BARRIER, deadline: run.now + run.state.config.timings.lease } });
+      run.queue.push({ to: 'primary', module, event: { type: 'barrier', id: FINAL_BARRIER, deadline: run.now + run.state.config.timings.lease, on: a.to } });
       return;
-    case 'send-hand-over':
-      run.actions.push({ type: 'send', to: a.to, message: { type: 'hand-over', module, epoch: a.epoch, inSync: a.inSync, ...(a.stay ? { stay: true } : {}) } });
+    case 'send-hand-over': {
+      // Where the data stands: still the primary's (the role changes after this action), else what it left behind.
+      const sl = slot();
+      const at = sl.primary ? { dataEpoch: sl.primary.epoch, seq: sl.primary.seq } : { dataEpoch: sl.secondary.dataEpoch, seq: sl.secondary.applied };
+      run.actions.push({ type: 'send', to: a.to, message: { type: 'hand-over', module, epoch: a.epoch, inSync: a.inSync, ...at, ...(a.stay ? { stay: true } : {}) } });
       return;
+    }
     case 'refuse-hand-over': {
       run.actions.push({ type: 'event', module, reason: a.reason });
       // The voters promised the lease to us by the transfer: give it back, so the sender need not wait it out.

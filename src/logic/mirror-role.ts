@@ -78,9 +78,12 @@ export type MirrorEvent =
   | { type: 'lease-lost'; epoch: number; reason: Reason }
   | { type: 'record-committed'; inSync: readonly string[] }
   | { type: 'lease-transferred'; epoch: number; to: string }
-  /** The switchover target: the old primary handed over `epoch`. */
-  | { type: 'hand-over'; from: string; epoch: number; inSync: readonly string[]; stay?: boolean }
-  /** The node we handed over to is out of service: it released the lease; take it back. */
+  /**
+   * The switchover target: the old primary handed over `epoch`. `lacks`: the local data does not hold everything
+   * the old primary had (a disk lost or replaced since its final barrier), said why.
+   */
+  | { type: 'hand-over'; from: string; epoch: number; inSync: readonly string[]; stay?: boolean; lacks?: string }
+  /** The node we handed over to is out of service or lacks data: it released the lease; take it back. */
   | { type: 'hand-over-refused'; from: string; epoch: number }
   | { type: 'app-started' }
   | { type: 'app-stopped' }
@@ -100,7 +103,7 @@ export type MirrorAction =
   /** Before handing over: every change made so far durable on the target. */
   | { type: 'final-barrier'; to: string }
   | { type: 'send-hand-over'; to: string; epoch: number; inSync: readonly string[]; stay?: boolean }
-  /** Out of service here: tell the hand-over's sender no, and release the lease it transferred to us. */
+  /** Out of service here, or the local data lacks changes: tell the hand-over's sender no, and release the lease it transferred to us. */
   | { type: 'refuse-hand-over'; to: string; epoch: number; reason: Reason }
   | { type: 'role-changed'; from: MirrorRole; to: MirrorRole; epoch: number; reason: Reason }
   | { type: 'refused'; what: string; reason: Reason }
@@ -116,7 +119,7 @@ export const MIRROR_REASONS = {
   SWITCHOVER: 'SWITCHOVER',
   FAILBACK: 'FAILBACK',
   HANDED_OVER: 'HANDED_OVER',
-  /** The target of a hand-over is out of service: it gave the lease back. */
+  /** The target of a hand-over is out of service or lacks changes: it gave the lease back. */
   HAND_OVER_REFUSED: 'HAND_OVER_REFUSED',
   SWITCHOVER_ABORTED: 'SWITCHOVER_ABORTED',
   GIVEN_UP: 'GIVEN_UP',
@@ -290,9 +293,10 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
         out.actions.push({ type: 'refused', what: `hand-over from ${event.from}`, reason: reason(R.STALE_EPOCH_REFUSED, `refused a hand-over of ${m} at epoch ${event.epoch}: epoch ${s().epoch} is newer`) });
         break;
       }
-      if (s().role === 'out-of-service') {
+      if (s().role === 'out-of-service' || event.lacks !== undefined) {
         set(out, { epoch: Math.max(s().epoch, event.epoch) });
-        out.actions.push({ type: 'refuse-hand-over', to: event.from, epoch: event.epoch, reason: reason(R.HAND_OVER_REFUSED, `refused the hand-over of ${m} from ${event.from}: ${m} is out of service on ${s().self}`) });
+        const why = event.lacks ?? `${m} is out of service on ${s().self}`;
+        out.actions.push({ type: 'refuse-hand-over', to: event.from, epoch: event.epoch, reason: reason(R.HAND_OVER_REFUSED, `refused the hand-over of ${m} from ${event.from}: ${why}`) });
         break;
       }
       if (s().role !== 'secondary') break;
@@ -307,7 +311,7 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
       // only after a hold-off, or an operator's switchover (it is out of service until someone resets it).
       set(out, { declined: { ...(s().declined ?? {}), [event.from]: now + DECLINE_HOLDOFF_LEASES * s().timings.lease }, nextAttemptAt: now });
       delete out.state.primary;
-      out.actions.push({ type: 'refused', what: `hand-over to ${event.from}`, reason: reason(R.HAND_OVER_REFUSED, `${event.from} refused the hand-over of ${m}: it is out of service there`) });
+      out.actions.push({ type: 'refused', what: `hand-over to ${event.from}`, reason: reason(R.HAND_OVER_REFUSED, `${event.from} refused the hand-over of ${m} (out of service there, or its data lacks changes)`) });
       break;
     }
     case 'given-up': {

@@ -66,7 +66,8 @@ export interface ReplicationPrimaryState {
    * must hold every acknowledged change too, so barriers wait for them as well.
    */
   outstanding: readonly string[];
-  barriers: { id: string; seq: number; deadline: number }[];
+  /** `on`: a hand-over's final barrier, which the target itself must also hold (whether or not it is in sync). */
+  barriers: { id: string; seq: number; deadline: number; on?: string }[];
   refusedStale: number;
 }
 
@@ -74,7 +75,7 @@ export type ReplicationPrimaryEvent =
   | { type: 'change'; data: ReplicationData }
   | { type: 'receive'; from: string; message: ReplicationMessage }
   | { type: 'peer'; node: string; status: 'alive' | 'dead' }
-  | { type: 'barrier'; id: string; deadline: number }
+  | { type: 'barrier'; id: string; deadline: number; on?: string }
   | { type: 'committed'; inSync: readonly string[] }
   | { type: 'tick' };
 
@@ -144,7 +145,7 @@ export function stepReplicationPrimary(state: ReplicationPrimaryState, event: Re
       break;
     }
     case 'barrier':
-      out.state = { ...s(), barriers: [...s().barriers, { id: event.id, seq: s().seq, deadline: event.deadline }] };
+      out.state = { ...s(), barriers: [...s().barriers, { id: event.id, seq: s().seq, deadline: event.deadline, ...(event.on !== undefined ? { on: event.on } : {}) }] };
       break;
     case 'committed': {
       const inSync = [...event.inSync].filter((n) => n !== s().self).sort();
@@ -290,13 +291,19 @@ function housekeeping(out: Out, now: number): void {
   const mustHold = [...new Set([...inSync, ...out.state.outstanding])];
   const remaining: ReplicationPrimaryState['barriers'] = [];
   for (const b of out.state.barriers) {
-    const done = inSync.length > 0 && mustHold.every((n) => (out.state.secondaries[n]?.acked ?? -1) >= b.seq);
+    // A hand-over's target must hold everything itself, and be in the committed in-sync set (the voters refuse
+    // a transfer to anyone else): the role may still count it in sync while the commit that removes a lagging
+    // target is in flight, and the others holding the changes does not put them on it.
+    const holders = b.on !== undefined ? [...new Set([...mustHold, b.on])] : mustHold;
+    const done = inSync.length > 0 && (b.on === undefined || inSync.includes(b.on)) && holders.every((n) => (out.state.secondaries[n]?.acked ?? -1) >= b.seq);
     if (done) {
-      out.actions.push({ type: 'barrier-done', id: b.id, ok: true, reason: reason(R.BARRIER_DONE, `every change up to ${b.seq} of ${s.module} is durable on ${inSync.join(', ')}`) });
+      out.actions.push({ type: 'barrier-done', id: b.id, ok: true, reason: reason(R.BARRIER_DONE, `every change up to ${b.seq} of ${s.module} is durable on ${[...new Set([...inSync, ...(b.on !== undefined ? [b.on] : [])])].sort().join(', ')}`) });
     } else if (now >= b.deadline) {
       const why = inSync.length === 0
         ? reason(R.BARRIER_NO_IN_SYNC, `barrier of ${s.module} failed: no secondary is in sync, so no change is durable on two nodes`)
-        : reason(R.BARRIER_TIMEOUT, `barrier of ${s.module} timed out: not yet durable on ${mustHold.filter((n) => (out.state.secondaries[n]?.acked ?? -1) < b.seq).join(', ')}`);
+        : b.on !== undefined && !inSync.includes(b.on)
+          ? reason(R.BARRIER_TIMEOUT, `barrier of ${s.module} timed out: ${b.on} is not in sync`)
+          : reason(R.BARRIER_TIMEOUT, `barrier of ${s.module} timed out: not yet durable on ${holders.filter((n) => (out.state.secondaries[n]?.acked ?? -1) < b.seq).join(', ')}`);
       out.actions.push({ type: 'barrier-done', id: b.id, ok: false, reason: why });
     } else remaining.push(b);
   }

@@ -261,6 +261,8 @@ export function stepVoter(state: VoterState, event: VoterEvent, now: number): St
     }
     case 'lease-transfer': {
       if (!promiseOf(m, msg.holder, msg.epoch)) refusal = 'NOT_HOLDER';
+      // Only to a node the holder's own record counts in sync: a switchover moves the lease, never data loss.
+      else if (!m.amnesiac && m.record && m.record.holder === msg.holder && m.record.epoch === msg.epoch && !m.record.inSync.includes(msg.to)) refusal = 'NOT_IN_SYNC';
       else {
         granted = true;
         changed = true;

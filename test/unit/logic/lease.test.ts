@@ -250,6 +250,23 @@ describe('majority lease: client and voters together', () => {
     assert.equal(bench.clients.get('a')!.modules.db!.phase, 'idle');
   });
 
+  it('a transfer to a node that the holder\'s record does not count in sync is refused, and the holder keeps the promise', () => {
+    const record = { holder: 'a', epoch: 3, inSync: ['c'], version: 4, baseEpoch: 2 };
+    const v = initVoter('w', ['a', 'b', 'c', 'w'], TIMINGS, { modules: { db: { record, maxEpoch: 3, promise: { holder: 'a', epoch: 3 } } } }, 0);
+    const transfer = (to: string) => {
+      const step = stepVoter(v, { type: 'receive', from: 'a', message: { type: 'lease-transfer', module: 'db', requestId: 9, holder: 'a', epoch: 3, to } }, Q);
+      const send = step.actions.find((x) => x.type === 'send');
+      return { reply: send?.type === 'send' && send.message.type === 'lease-reply' ? send.message : undefined, step };
+    };
+    const lagging = transfer('b');
+    assert.equal(lagging.reply?.granted, false);
+    assert.equal(lagging.reply?.refusal, 'NOT_IN_SYNC');
+    assert.equal(lagging.step.state.modules.db!.promise!.holder, 'a', 'the promise stays with the holder');
+    const inSync = transfer('c');
+    assert.equal(inSync.reply?.granted, true);
+    assert.deepEqual([inSync.step.state.modules.db!.promise!.holder, inSync.step.state.modules.db!.promise!.epoch], ['c', 4]);
+  });
+
   it('release lets another node acquire at once, without waiting for the lease to run out', () => {
     const bench = primaryOnA();
     bench.client('a', { type: 'set-in-sync', module: 'db', inSync: ['b'] });

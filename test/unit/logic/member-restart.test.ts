@@ -42,3 +42,26 @@ test('a disk from before `fencing` fences by its data epoch', () => {
   const got = afterAnnouncement({ modules: { db: { epoch: 2, dataEpoch: 1, applied: 40 } } });
   assert.deepEqual(got, { primary: 'n1', refused: false });
 });
+
+/** What n2 does with n1's hand-over of epoch 2, after n1's final barrier saw its data at 1:40. */
+function onHandOver(disk: MemberDisk | undefined): { refused: boolean; acquiring: boolean; text?: string } {
+  const state = initMember(config, disk, 0);
+  const step = stepMember(state, { type: 'receive', from: 'n1', message: { type: 'hand-over', module: 'db', epoch: 2, inSync: ['n1'], dataEpoch: 1, seq: 40 } }, 10);
+  const refusal = step.actions.find((a) => a.type === 'event' && a.reason.code === 'HAND_OVER_REFUSED');
+  const told = step.actions.some((a) => a.type === 'send' && a.to === 'n1' && a.message.type === 'hand-over-refused');
+  return { refused: Boolean(refusal) && told, acquiring: step.state.modules.db!.mirror.role === 'acquiring', ...(refusal?.type === 'event' ? { text: refusal.reason.text } : {}) };
+}
+
+test('a hand-over target holding the old primary\'s data takes the lease', () => {
+  assert.deepEqual(onHandOver({ modules: { db: { epoch: 1, dataEpoch: 1, applied: 40, fencing: 1 } } }), { refused: false, acquiring: true });
+});
+
+test('a hand-over target that lost its disk after the final barrier refuses, saying where its data stands', () => {
+  // Found by the simulator (3n, seed 3392909758): the target crashed and came back with an empty disk between
+  // the final barrier and the transfer, adopted the lease, and resynced everyone from its empty data.
+  const wiped = onHandOver(undefined);
+  assert.equal(wiped.refused, true);
+  assert.equal(wiped.acquiring, false);
+  assert.match(wiped.text ?? '', /at 0:0, not at n1's 1:40/);
+  assert.equal(onHandOver({ modules: { db: { epoch: 1, dataEpoch: 1, applied: 39, fencing: 1 } } }).refused, true, 'one change short');
+});

@@ -134,6 +134,40 @@ describe('replication: primary and secondaries', () => {
     assert.equal(rig.barrier('x')?.ok, true);
   });
 
+  it("a hand-over's final barrier waits for its target itself, and for the target's return to the committed in-sync set", () => {
+    // Found by the simulator (3n, seed 648988185): the role still counted a lagging target in sync while the
+    // commit removing it was in flight; the barrier returned on the other secondary alone and the lease went
+    // to a node without the last acknowledged changes.
+    const rig = new Rig(['b', 'c']);
+    rig.p({ type: 'committed', inSync: ['b', 'c'] });
+    rig.blocked.add('b');
+    rig.write('w1');
+    rig.flush();
+    rig.at(TIMINGS.lagTimeout + 1);
+    rig.p({ type: 'committed', inSync: ['c'] });
+    rig.p({ type: 'barrier', id: 'plain', deadline: 10_000 });
+    rig.p({ type: 'barrier', id: 'final', deadline: 10_000, on: 'b' });
+    assert.equal(rig.barrier('plain')?.ok, true, 'durable on the committed in-sync set [c]');
+    assert.equal(rig.barrier('final'), undefined, 'b, the target, does not hold w1');
+    rig.blocked.delete('b');
+    rig.at(TIMINGS.lagTimeout + 400); // the next retransmission (backed off): b catches up and is proposed in sync again
+    assert.equal(rig.primary.secondaries['b']!.acked, 1);
+    assert.equal(rig.barrier('final'), undefined, 'b holds w1 but its return is not committed: the voters would refuse the transfer');
+    rig.p({ type: 'committed', inSync: ['b', 'c'] });
+    assert.equal(rig.barrier('final')?.ok, true);
+  });
+
+  it("a hand-over's final barrier fails at its deadline when the target does not catch up, naming it", () => {
+    const rig = new Rig(['b', 'c']);
+    rig.p({ type: 'committed', inSync: ['c'] });
+    rig.blocked.add('b');
+    rig.write('w1');
+    rig.p({ type: 'barrier', id: 'final', deadline: 300, on: 'b' });
+    rig.at(300);
+    assert.equal(rig.barrier('final')?.ok, false);
+    assert.match(rig.barrier('final')!.reason.text, /b is not in sync/);
+  });
+
   it('with no secondary in sync a barrier fails at its deadline, saying so', () => {
     const rig = new Rig(['b']);
     rig.blocked.add('b');
