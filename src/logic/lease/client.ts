@@ -39,6 +39,11 @@ export interface ClientState {
   nextRequestId: number;
   /** Highest epoch this node has seen per module (persisted by the role logic's driver). */
   knownEpoch: Record<string, number>;
+  /**
+   * The newest record any voter replied with, per module: an acquisition carries it, so that a voter whose
+   * record is older learns the newer one instead of refusing by its stale in-sync set.
+   */
+  knownRecord?: Record<string, LeaseRecord>;
   modules: Record<string, ClientModule>;
 }
 
@@ -186,7 +191,8 @@ function startAcquire(out: Out, module: string, force: boolean, dataEpoch: numbe
   const epoch = (out.state.knownEpoch[module] ?? 0) + 1;
   const round = newRound(out, now);
   setModule(out, module, { phase: 'acquiring', epoch, force, dataEpoch, staleRetries, ...round });
-  broadcast(out, { type: 'lease-acquire', module, requestId: round.requestId, candidate: out.state.self, epoch, dataEpoch, ...(force ? { force } : {}) });
+  const record = out.state.knownRecord?.[module];
+  broadcast(out, { type: 'lease-acquire', module, requestId: round.requestId, candidate: out.state.self, epoch, dataEpoch, ...(force ? { force } : {}), ...(record ? { record } : {}) });
 }
 
 function startCommit(out: Out, module: string, epoch: number, record: LeaseRecord, forced: boolean, now: number, validUntil: number): void {
@@ -210,6 +216,11 @@ function count(replies: Record<string, LeaseReply>): { granted: number; refused:
 function onReply(out: Out, reply: LeaseReply, now: number): void {
   const m = out.state.modules[reply.module];
   if (!out.state.voters.includes(reply.voter)) return;
+  if (reply.record) {
+    const known = out.state.knownRecord?.[reply.module];
+    const newer = newerRecord(known, reply.record);
+    if (newer !== known) out.state = { ...out.state, knownRecord: { ...out.state.knownRecord, [reply.module]: newer! } };
+  }
   // A grant that arrives after its round was decided (a failed attempt, a lease already lost) would bind
   // that voter to us for a whole lease, for nothing: give it back at once.
   const p = reply.granted ? reply.promise : undefined;

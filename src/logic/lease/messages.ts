@@ -82,8 +82,12 @@ export function mayTakeOver(record: LeaseRecord, node: string, dataEpoch: number
 }
 
 export type LeaseRequest =
-  /** `dataEpoch`/`force`: so that a voter that knows the record refuses a candidate that may not take over, promising nothing. */
-  | { type: 'lease-acquire'; module: string; requestId: number; candidate: string; epoch: number; dataEpoch: number; force?: boolean }
+  /**
+   * `dataEpoch`/`force`: so that a voter that knows the record refuses a candidate that may not take over, promising
+   * nothing. `record`: the newest record the candidate heard of (from voters' replies); a voter with an older one
+   * takes it first — else voters split between two records could refuse every candidate for good.
+   */
+  | { type: 'lease-acquire'; module: string; requestId: number; candidate: string; epoch: number; dataEpoch: number; force?: boolean; record?: LeaseRecord }
   | { type: 'lease-renew'; module: string; requestId: number; holder: string; epoch: number; record?: LeaseRecord }
   | { type: 'lease-transfer'; module: string; requestId: number; holder: string; epoch: number; to: string }
   | { type: 'lease-release'; module: string; holder: string; epoch: number };

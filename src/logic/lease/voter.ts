@@ -227,13 +227,19 @@ export function stepVoter(state: VoterState, event: VoterEvent, now: number): St
 
   switch (msg.type) {
     case 'lease-acquire': {
+      // A newer record the candidate heard of from other voters: records only grow (a holder writes them, each
+      // version after the last), and any member of a newer record's in-sync set holds every acknowledged change.
+      if (!m.amnesiac && msg.record && newerRecord(m.record, msg.record) !== m.record) {
+        next.record = msg.record;
+        changed = true;
+      }
       if (now < state.quarantineUntil) refusal = 'QUARANTINE';
       else if (promiseBinds(state, m.promise, now) && m.promise!.holder !== msg.candidate) refusal = 'PROMISED';
       else if (promiseBinds(state, m.promise, now) && m.promise!.holder === msg.candidate && m.promise!.epoch >= msg.epoch) refusal = 'STALE_EPOCH';
       else if (msg.epoch <= m.maxEpoch) refusal = 'STALE_EPOCH';
       // Knowing the record, refuse a candidate that could not use the lease: its promise would only block others.
       // (A candidate whose data comes from a later epoch shows that this voter's record is the stale one.)
-      else if (!m.amnesiac && m.record && !msg.force && msg.dataEpoch <= m.record.epoch && !mayTakeOver(m.record, msg.candidate, msg.dataEpoch)) refusal = 'NOT_IN_SYNC';
+      else if (!m.amnesiac && next.record && !msg.force && msg.dataEpoch <= next.record.epoch && !mayTakeOver(next.record, msg.candidate, msg.dataEpoch)) refusal = 'NOT_IN_SYNC';
       else {
         granted = true;
         changed = true;

@@ -55,6 +55,26 @@ describe('majority lease: voter', () => {
     assert.equal(ask('c', 3, true).reply?.granted, true, 'an operator may force');
   });
 
+  it('takes a newer record that a candidate carries before judging it, and ignores an older one', () => {
+    // Found by the simulator (3n+w, seed 2116425407): voters split two and two between records v2 and v18 of the
+    // same holder; each half refused the other's in-sync node, and no primary came back until an operator acted.
+    const stale = { holder: 'b', epoch: 3, inSync: ['c'], version: 2, baseEpoch: 2 };
+    const newer = { holder: 'b', epoch: 3, inSync: ['a'], version: 18, baseEpoch: 2 };
+    const v = initVoter('w', ['a', 'b', 'c', 'w'], TIMINGS, { modules: { db: { record: stale, maxEpoch: 21 } } }, 0);
+    const ask = (candidate: string, record?: typeof stale) => {
+      const step = stepVoter(v, { type: 'receive', from: candidate, message: { type: 'lease-acquire', module: 'db', requestId: 1, candidate, epoch: 22, dataEpoch: 3, ...(record ? { record } : {}) } }, Q);
+      const send = step.actions.find((x) => x.type === 'send');
+      return { reply: send?.type === 'send' && send.message.type === 'lease-reply' ? send.message : undefined, state: step.state };
+    };
+    assert.equal(ask('a').reply?.refusal, 'NOT_IN_SYNC', 'by its own (stale) record, a is not in sync');
+    const told = ask('a', newer);
+    assert.equal(told.reply?.granted, true);
+    assert.equal(told.state.modules.db!.record!.version, 18, 'it keeps the newer record');
+    assert.equal(told.reply?.record?.version, 18, 'and replies with it');
+    const older = ask('c', { ...stale, version: 1, inSync: ['a'] });
+    assert.equal(older.state.modules.db!.record!.version, 2, 'an older record changes nothing');
+  });
+
   it('refuses a stale epoch and reports the highest it has seen', () => {
     let v = initVoter('w', ['a', 'b', 'w'], TIMINGS, { modules: { db: { maxEpoch: 5 } } }, 0);
     const r = stepVoter(v, { type: 'receive', from: 'a', message: { type: 'lease-acquire', module: 'db', requestId: 1, candidate: 'a', epoch: 5, dataEpoch: 0 } }, Q);
