@@ -93,6 +93,10 @@ export class Agent {
   /** Per mirror module, what must happen after the last apply (its position, its acknowledgement), in order. */
   private readonly replChains = new Map<string, Promise<void>>();
   private readonly barriers = new Map<string, (r: { ok: boolean; text: string }) => void>();
+  /** The voter's latest state write: its replies are sent once it is durable. */
+  private voterDurable: Promise<void> = Promise.resolve();
+  /** The heartbeat last broadcast, sent again on each link that comes up. */
+  private lastHeartbeat: Extract<MemberMessage, { type: 'heartbeat' }> | undefined;
   private barrierSeq = 0;
   readonly startedAt: number;
   private state!: StateFile;
@@ -221,6 +225,11 @@ export class Agent {
           for (const w of waiters) w();
         }
       }
+    });
+    // A link that comes up carries our latest heartbeat at once: after a partition heals, the peer learns we are
+    // alive (and replication resumes) a heartbeat interval sooner.
+    this.links.onUp((peer) => {
+      if (this.lastHeartbeat) this.links.send(peer, this.lastHeartbeat);
     });
     if (this.isNode) {
       const runDirOfGates = join(runDir, 'gate');
@@ -385,10 +394,16 @@ export class Agent {
               (err: Error) => this.log.error(`cannot make the history of ${message.module} durable: ${err.message}; not acknowledging`),
             );
           });
-        } else this.links.send(a.to, a.message);
+        } else if (a.message.type === 'lease-reply' || a.message.type === 'voter-sync-reply') {
+          this.answerAsVoter(a.to, a.message);
+        } else {
+          if (a.message.type === 'heartbeat') this.lastHeartbeat = a.message;
+          this.links.send(a.to, a.message);
+        }
         return;
       case 'persist-voter':
-        this.state.setVoter(a.disk);
+        // The voter's replies wait for it (see 'send'); nothing else does.
+        this.voterDurable = this.state.setVoter(a.disk);
         return;
       case 'persist-module':
         this.afterApply(a.module, () => {
@@ -803,6 +818,30 @@ export class Agent {
         this.ackWaiters.add(done);
       });
     }
+  }
+
+  /**
+   * Sends a voter's reply once what it says is durable, in the order answered. A renewal's grant rests on a
+   * promise already on disk: it goes at once, naming the record the disk holds for certain, and the reply naming
+   * the record still being written follows when it is (the holder commits a record only on replies that name it).
+   * Behind a busy disk a record's fsync took 1.5 s; renewals waiting for it let the primary's lease run out.
+   */
+  private answerAsVoter(to: string, message: Extract<MemberMessage, { type: 'lease-reply' | 'voter-sync-reply' }>): void {
+    const later = (): void => {
+      this.voterDurable.then(
+        () => this.links.send(to, message),
+        (err: Error) => this.log.error(`cannot store this voter's state: ${err.message}; not answering ${to}`),
+      );
+    };
+    if (message.type !== 'lease-reply' || !message.granted || !message.promise || message.amnesiac) return later();
+    const durable = this.state.durableVoter;
+    const d = durable?.modules[message.module];
+    if (!durable || durable.amnesiac || !d || d.amnesiac || d.promise?.holder !== message.promise.holder || d.promise.epoch !== message.promise.epoch) return later();
+    const now: typeof message = { ...message, maxEpoch: d.maxEpoch };
+    if (d.record) now.record = d.record;
+    else delete now.record;
+    this.links.send(to, now);
+    if (JSON.stringify(now.record) !== JSON.stringify(message.record) || now.maxEpoch !== message.maxEpoch) later();
   }
 
   /** `skyha barrier MODULE`: every change made before the call is durable on every in-sync secondary, or a clear failure. */

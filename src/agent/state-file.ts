@@ -41,6 +41,9 @@ export interface OperatorStop {
 export class StateFile {
   readonly path: string;
   private disk: MemberDisk;
+  /** What the file on disk holds for certain (the newest write known complete), and that write's generation. */
+  private durableDisk: MemberDisk;
+  private durableGeneration = 0;
   private adminStates: Record<string, AdminState>;
   private stops: Record<string, OperatorStop>;
   writes = 0;
@@ -48,6 +51,7 @@ export class StateFile {
   private constructor(path: string, disk: MemberDisk, private readonly identity: { member: string; cluster: string }, admin: Record<string, AdminState> = {}, stopped: Record<string, OperatorStop> = {}) {
     this.path = path;
     this.disk = disk;
+    this.durableDisk = disk;
     this.adminStates = admin;
     this.stops = stopped;
   }
@@ -86,14 +90,41 @@ export class StateFile {
     return this.disk;
   }
 
-  setVoter(voter: VoterDisk): void {
-    // A renewal changes only the promise's expiry, which is not on disk (a restarted voter waits out its quarantine):
-    // the same disk is not written again. Writing it (two fsyncs, on the event loop) for every renewal made
-    // renewals wait behind a busy disk's fsyncs, long enough to lose the lease under heavy replication.
-    if (JSON.stringify(this.disk.voter) === JSON.stringify(voter)) return;
-    this.disk = { ...this.disk, voter };
-    this.write();
+  /** The voter's state as durably written (a write still under way is not in it). */
+  get durableVoter(): VoterDisk | undefined {
+    return this.durableDisk.voter;
   }
+
+  private written(generation: number, disk: MemberDisk): void {
+    if (generation < this.durableGeneration) return;
+    this.durableGeneration = generation;
+    this.durableDisk = disk;
+  }
+
+  /**
+   * The voter's state, durable when the promise resolves (its replies wait for that), written off the event
+   * loop. A renewal changes only the promise's expiry, which is not on disk (a restarted voter waits out its
+   * quarantine): the same disk is not written again. Written on the event loop, a grant or a record behind a busy
+   * disk's fsync (1.5 s while the application wrote a gigabyte) stopped everything else the agent does —
+   * heartbeats, its own lease renewals — long enough for its primary to lose the lease.
+   */
+  setVoter(voter: VoterDisk): Promise<void> {
+    const json = JSON.stringify(voter);
+    if (json === (this.voterJson ??= JSON.stringify(this.disk.voter))) return this.voterWrite;
+    this.disk = { ...this.disk, voter };
+    this.voterJson = json;
+    const write = this.writeInBackground();
+    this.voterWrite = write;
+    // A failed write leaves the state to be written again by the next call (its replies were not sent).
+    write.catch(() => {
+      if (this.voterWrite === write) this.voterJson = undefined;
+    });
+    return write;
+  }
+
+  /** The voter state last asked for, and the write that carries it. */
+  private voterJson: string | undefined;
+  private voterWrite: Promise<void> = Promise.resolve();
 
   /** A module's position as last written. */
   module(module: string): { epoch: number; dataEpoch: number; applied: number; fencing?: number } | undefined {
@@ -146,8 +177,31 @@ export class StateFile {
     const old = this.disk.modules[module];
     if (old && old.epoch === position.epoch && old.dataEpoch === position.dataEpoch && old.applied === position.applied && old.fencing === position.fencing) return;
     this.disk = { ...this.disk, modules: { ...this.disk.modules, [module]: position } };
+    return this.writeInBackground();
+  }
+
+  /**
+   * Writes the whole state off the event loop; resolves once a write that holds it is durable. A later write
+   * supersedes an earlier one: the earlier is not renamed into place and resolves with the later (a write on the
+   * event loop, done by the time this one looks, already holds it).
+   */
+  private writeInBackground(): Promise<void> {
     const generation = ++this.generation;
+    const done = this.writeGeneration(generation);
+    this.background = { generation, done };
+    const clear = (): void => {
+      if (this.background?.generation === generation) this.background = undefined;
+    };
+    done.then(clear, clear);
+    return done;
+  }
+
+  /** The latest write in the background, while it runs. */
+  private background: { generation: number; done: Promise<void> } | undefined;
+
+  private async writeGeneration(generation: number): Promise<void> {
     const text = this.text();
+    const snapshot = this.disk;
     const tmp = `${this.path}.${generation}.tmp`;
     const h = await open(tmp, 'w', 0o600);
     try {
@@ -159,6 +213,9 @@ export class StateFile {
     // Checked and renamed in one step of the event loop: no other write can slip in between.
     if (generation !== this.generation) {
       await rm(tmp, { force: true });
+      // Superseded: by a write on the event loop (done, durable), or by a later one in the background (wait for it).
+      const later = this.background;
+      if (later && later.generation > generation) await later.done;
       return;
     }
     renameSync(tmp, this.path);
@@ -168,6 +225,7 @@ export class StateFile {
     } finally {
       await dir.close();
     }
+    this.written(generation, snapshot);
     this.writes++;
   }
 
@@ -179,7 +237,7 @@ export class StateFile {
   }
 
   private write(): void {
-    ++this.generation;
+    const generation = ++this.generation;
     const tmp = `${this.path}.tmp`;
     const fd = openSync(tmp, 'w', 0o600);
     try {
@@ -195,6 +253,7 @@ export class StateFile {
     } finally {
       closeSync(dir);
     }
+    this.written(generation, this.disk);
     this.writes++;
   }
 }

@@ -247,6 +247,7 @@ export class TlsLinks<M> implements Transport<M> {
   private readonly netServer: net.Server;
   private readonly tlsServer: tls.Server;
   private handler: ((from: string, message: M) => void) | undefined;
+  private upHandler: ((peer: string) => void) | undefined;
   private ticker: NodeJS.Timeout | undefined;
   private started = false;
   private closed = false;
@@ -393,6 +394,11 @@ export class TlsLinks<M> implements Transport<M> {
 
   onReceive(handler: (from: string, message: M) => void): void {
     this.handler = handler;
+  }
+
+  /** Called (on a later turn) each time the link to a peer comes up, so that the caller can speak at once rather than at its next tick. */
+  onUp(handler: (peer: string) => void): void {
+    this.upHandler = handler;
   }
 
   /** Best-effort: drops (and counts) what cannot be written now, and says whether it was written. To self: delivered on the next turn of the event loop. */
@@ -582,6 +588,8 @@ export class TlsLinks<M> implements Transport<M> {
     if (p.everConnected) this.counters.reconnects++;
     p.everConnected = true;
     this.rlog.log('info', LINK_REASONS.up, { peer: p.name }, `link to ${p.name} is up`, `${LINK_REASONS.up}:${p.name}`);
+    const up = this.upHandler;
+    if (up) setImmediate(() => !this.closed && p.state === 'connected' && up(p.name));
   }
 
   private onOutboundError(p: Outbound, socket: TLSSocket, err: Error): void {

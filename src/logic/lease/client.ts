@@ -213,6 +213,15 @@ function count(replies: Record<string, LeaseReply>): { granted: number; refused:
   return { granted, refused: all.length - granted, total: all.length };
 }
 
+/**
+ * Grants whose voter says it stored `record` (or a later version of that holder's epoch). A grant alone extends
+ * the lease; only these commit a record: a voter answers with what is durable on its disk, and a record it is
+ * still writing is not — the grant comes at once, so that a slow disk delays a commit, never a renewal.
+ */
+function stored(replies: Record<string, LeaseReply>, record: LeaseRecord): number {
+  return Object.values(replies).filter((r) => r.granted && r.record !== undefined && r.record.holder === record.holder && r.record.epoch === record.epoch && r.record.version >= record.version).length;
+}
+
 function onReply(out: Out, reply: LeaseReply, now: number): void {
   const m = out.state.modules[reply.module];
   if (!out.state.voters.includes(reply.voter)) return;
@@ -274,7 +283,7 @@ function onReply(out: Out, reply: LeaseReply, now: number): void {
     const replies = { ...m.replies, [reply.voter]: reply };
     setModule(out, reply.module, { ...m, replies });
     const c = count(replies);
-    if (m.phase === 'committing' && c.granted >= majority) {
+    if (m.phase === 'committing' && stored(replies, m.record) >= majority) {
       const validUntil = Math.max(m.validUntil, m.sentAt + out.state.timings.lease - out.state.timings.driftMargin);
       setModule(out, reply.module, { phase: 'holding', epoch: m.epoch, record: m.record, validUntil, nextRenewAt: m.sentAt + out.state.timings.renewInterval, atRisk: false });
       const text = m.forced
@@ -300,9 +309,13 @@ function onReply(out: Out, reply: LeaseReply, now: number): void {
   const c = count(replies);
   if (c.granted >= majority) {
     const validUntil = Math.max(m.validUntil, round.sentAt + out.state.timings.lease - out.state.timings.driftMargin);
-    const committed = round.record.version > m.record.version;
-    const pending = m.pending && m.pending.version > round.record.version ? m.pending : undefined;
-    setModule(out, reply.module, { phase: 'holding', epoch: m.epoch, record: round.record, validUntil, nextRenewAt: m.nextRenewAt, atRisk: false, ...(pending ? { pending } : {}) });
+    // The lease is renewed either way; the round's record is committed once a majority stored it, else the next
+    // renewal carries it again.
+    const committed = round.record.version > m.record.version && stored(replies, round.record) >= majority;
+    const record = committed ? round.record : m.record;
+    const newest = m.pending && m.pending.version > round.record.version ? m.pending : round.record;
+    const pending = newest.version > record.version ? newest : undefined;
+    setModule(out, reply.module, { phase: 'holding', epoch: m.epoch, record, validUntil, nextRenewAt: m.nextRenewAt, atRisk: false, ...(pending ? { pending } : {}) });
     out.actions.push({ type: 'lease-renewed', module: reply.module, epoch: m.epoch, validUntil, grantedBy: granters(replies).split(', ') });
     if (committed) out.actions.push({ type: 'record-committed', module: reply.module, record: round.record, reason: reason(R.IN_SYNC_COMMITTED, `committed the in-sync set of ${reply.module}: [${round.record.inSync.join(', ')}] (version ${round.record.version})`) });
   } else if (c.refused > n - majority) {

@@ -236,6 +236,24 @@ describe('tls links: messages between members', () => {
     assert.equal(a.links.stats().reconnects, 1);
   });
 
+  it('onUp tells each time the link to a peer comes up, and a message sent then arrives', async () => {
+    const m = await cluster(['a', 'b']);
+    const a = m.a!;
+    const ups: string[] = [];
+    a.links.onUp((peer) => {
+      ups.push(peer);
+      a.links.send(peer, { n: 100 + ups.length });
+    });
+    await waitFor('b got what a sent when its link came up', () => m.b!.got.some((g) => g.message.n === 101));
+    const port = m.b!.links.port;
+    await m.b!.links.close();
+    await waitFor('a sees the link to b down', () => a.links.peerStatus().b?.outbound !== 'connected');
+    const b2 = member('b', certs.b!, { a: a.addr() }, {}, port);
+    await b2.links.start();
+    await waitFor('the new b got what a sent when the link came up again', () => b2.got.some((g) => g.message.n === 102));
+    assert.deepEqual(ups, ['b', 'b']);
+  });
+
   it('start() rejects with the listen error when the port is taken, and close() still resolves', async () => {
     const a = await target();
     const twin = member('a', certs.a!, {}, {}, a.links.port);

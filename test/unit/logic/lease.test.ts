@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { LEASE_REASONS as R } from '../../../src/logic/lease/client.js';
+import { LEASE_REASONS as R, stepClient } from '../../../src/logic/lease/client.js';
 import { initVoter, stepVoter } from '../../../src/logic/lease/voter.js';
 import { LeaseBench, TIMINGS } from './lease-bench.js';
 
@@ -285,6 +285,35 @@ describe('majority lease: client and voters together', () => {
     const inSync = transfer('c');
     assert.equal(inSync.reply?.granted, true);
     assert.deepEqual([inSync.step.state.modules.db!.promise!.holder, inSync.step.state.modules.db!.promise!.epoch], ['c', 4]);
+  });
+
+  it('a grant renews the lease at once; a record is committed only by grants that name it (stored durably)', () => {
+    // A voter behind a busy disk grants a renewal naming the record it holds for certain, and names the new one
+    // once it is written: the lease never waits for that fsync, the commit does.
+    const bench = primaryOnA();
+    let client = bench.clients.get('a')!;
+    const step = (event: Parameters<typeof stepClient>[1], at: number) => {
+      const r = stepClient(client, event, at);
+      client = r.state;
+      return r.actions;
+    };
+    const t0 = bench.now;
+    const renewals = step({ type: 'set-in-sync', module: 'db', inSync: ['b'] }, t0).filter((a) => a.type === 'send');
+    const renew = renewals[0]!.type === 'send' ? renewals[0]!.message : undefined;
+    assert.ok(renew?.type === 'lease-renew' && renew.record?.inSync.join() === 'b');
+    const held = client.modules.db!;
+    assert.ok(held.phase === 'holding');
+    const old = held.record;
+    const reply = (voter: string, record: typeof old, requestId: number) => ({ type: 'receive' as const, from: voter, message: { type: 'lease-reply' as const, module: 'db', requestId, voter, granted: true, amnesiac: false, maxEpoch: 1, record, promise: { holder: 'a', epoch: 1, remaining: 800 } } });
+    const first = [...step(reply('a', old, renew.requestId), t0 + 1), ...step(reply('w', old, renew.requestId), t0 + 2)];
+    assert.deepEqual(first.filter((a) => a.type !== 'wake' && a.type !== 'send').map((a) => a.type), ['lease-renewed'], 'renewed, not committed');
+    const after = client.modules.db!;
+    assert.ok(after.phase === 'holding' && after.record.version === old.version && after.pending?.inSync.join() === 'b', 'the record stays pending');
+    const again = step({ type: 'tick' }, t0 + TIMINGS.renewInterval).find((a) => a.type === 'send');
+    const renew2 = again?.type === 'send' ? again.message : undefined;
+    assert.ok(renew2?.type === 'lease-renew' && renew2.record?.inSync.join() === 'b', 'the next renewal carries it again');
+    const second = [...step(reply('a', renew2.record!, renew2.requestId), t0 + 201), ...step(reply('w', renew2.record!, renew2.requestId), t0 + 202)];
+    assert.deepEqual(second.filter((a) => a.type === 'record-committed').map((a) => (a.type === 'record-committed' ? a.record.inSync.join() : '')), ['b']);
   });
 
   it('release lets another node acquire at once, without waiting for the lease to run out', () => {
