@@ -383,16 +383,27 @@ export class MirrorReplication {
    */
   async applyBatch(items: ReadonlyArray<{ data: Uint8Array; at?: Position }>): Promise<void> {
     const decoded = items.map(({ data }) => ({ bytes: data, record: decodeRecord(data, this.d.roots.length) }));
-    await this.applier.applyBatch(decoded, async (i) => {
-      if (items[i]!.at === undefined) await this.target.beforeApply(decoded[i]!.record, items[i]!.data.length);
-    });
+    // The history entries go first and their fdatasync runs beside the data's fsyncs (the acknowledgement needs
+    // both): an entry for a change that a crash then loses only has that path compared again at a resync.
+    for (let i = 0; i < items.length; i++) {
+      const { at } = items[i]!;
+      const record = decoded[i]!.record;
+      if (at) this.history.change(at, record.root, record.path, record.kind === 'file' && !record.staged ? record.blocks.map((b) => b.index) : undefined);
+    }
+    // A failure here is the acknowledgement's to report: it syncs again (nothing counts as durable yet).
+    const synced = this.history.sync().catch(() => undefined);
+    try {
+      await this.applier.applyBatch(decoded, async (i) => {
+        if (items[i]!.at === undefined) await this.target.beforeApply(decoded[i]!.record, items[i]!.data.length);
+      });
+    } finally {
+      await synced;
+    }
     for (let i = 0; i < items.length; i++) {
       const { at } = items[i]!;
       const record = decoded[i]!.record;
       this.appliedRecords++;
-      if (!at) continue;
-      if (record.kind === 'file' && record.staged) this.stagedFrom = record.last ? undefined : record.first ? at.seq : this.stagedFrom;
-      this.history.change(at, record.root, record.path, record.kind === 'file' && !record.staged ? record.blocks.map((b) => b.index) : undefined);
+      if (at && record.kind === 'file' && record.staged) this.stagedFrom = record.last ? undefined : record.first ? at.seq : this.stagedFrom;
     }
   }
 

@@ -269,8 +269,11 @@ function housekeeping(out: Out, now: number): void {
   const desired: string[] = [];
   for (const [n, t] of Object.entries(out.state.secondaries)) {
     const caughtUp = t.connected && !t.snapshotting && t.acked === out.state.seq;
-    const oldestUnacked = out.state.log.find((c) => c.seq === t.acked + 1);
-    const lagging = !t.connected || t.snapshotting || t.acked < 0 || (oldestUnacked !== undefined && now - oldestUnacked.at >= s.timings.lagTimeout) || (t.acked < out.state.seq && !oldestUnacked);
+    // Its oldest unacknowledged change, or (that one already out of the window: big changes in flight) the oldest
+    // still in it. Counting such a secondary lagging at once made it flap in and out of sync during a burst of
+    // large files, a record commit — an fsync on every voter — each time.
+    const oldestUnacked = t.acked < out.state.seq ? (out.state.log.find((c) => c.seq === t.acked + 1) ?? out.state.log[0]) : undefined;
+    const lagging = !t.connected || t.snapshotting || t.acked < 0 || (oldestUnacked !== undefined && now - oldestUnacked.at >= s.timings.lagTimeout);
     if (caughtUp || (out.state.committedInSync.includes(n) && !lagging)) desired.push(n);
   }
   desired.sort();
@@ -313,7 +316,7 @@ function housekeeping(out: Out, now: number): void {
   for (const b of remaining) at = Math.min(at, b.deadline);
   for (const t of Object.values(out.state.secondaries)) {
     if (!t.connected || t.acked < 0 || t.acked >= out.state.seq) continue;
-    const c = out.state.log.find((x) => x.seq === t.acked + 1);
+    const c = out.state.log.find((x) => x.seq === t.acked + 1) ?? out.state.log[0];
     // Only deadlines still ahead: one already passed has been acted on.
     if (c && c.at + s.timings.lagTimeout > now) at = Math.min(at, c.at + s.timings.lagTimeout);
     if (!t.snapshotting) at = Math.min(at, Math.max(retransmitAt(t, s.timings), now + 1));

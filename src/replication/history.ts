@@ -86,6 +86,9 @@ export class History {
   private bytes = 0;
   private syncing: Promise<void> | undefined;
   private syncAgain = false;
+  /** Entries appended, and how many of them an fdatasync has covered: a sync with nothing new returns at once. */
+  private appended = 0;
+  private durable = 0;
   /** The latest watermark (ms since the epoch), or undefined. */
   lastMark: number | undefined;
   /** The file ended with a clean stop. */
@@ -158,6 +161,7 @@ export class History {
     this.take(line);
     const text = `${JSON.stringify(line)}\n`;
     writeSync(this.fd, text);
+    this.appended++;
     this.bytes += text.length;
     if (this.bytes > (this.o.maxBytes ?? 64 * 1024 * 1024)) this.compact();
   }
@@ -196,8 +200,9 @@ export class History {
     fsyncSync(this.fd);
   }
 
-  /** Makes every entry appended so far durable (concurrent calls share an fdatasync). */
+  /** Makes every entry appended so far durable (concurrent calls share an fdatasync; with nothing new, none). */
   async sync(): Promise<void> {
+    if (!this.syncing && this.durable === this.appended) return;
     if (this.syncing) {
       this.syncAgain = true;
       // Whatever was appended before this call is covered by the next round.
@@ -207,7 +212,9 @@ export class History {
     this.syncing = (async () => {
       do {
         this.syncAgain = false;
+        const upTo = this.appended;
         await new Promise<void>((resolve, reject) => fdatasync(this.fd, (err) => (err ? reject(err) : resolve())));
+        this.durable = Math.max(this.durable, upTo);
       } while (this.syncAgain);
     })().finally(() => {
       this.syncing = undefined;

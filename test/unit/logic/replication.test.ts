@@ -16,8 +16,8 @@ class Rig {
   results: ReplicationPrimaryAction[] = [];
   blocked = new Set<string>();
 
-  constructor(names: string[], inSync: string[] = []) {
-    this.primary = initReplicationPrimary({ module: 'db', self: 'a', epoch: 1, secondaries: names, inSync, timings: TIMINGS });
+  constructor(names: string[], inSync: string[] = [], timings: ReplicationPrimaryState['timings'] = TIMINGS) {
+    this.primary = initReplicationPrimary({ module: 'db', self: 'a', epoch: 1, secondaries: names, inSync, timings });
     this.data.set('a', []);
     for (const n of names) {
       this.secondaries.set(n, initReplicationSecondary({ module: 'db', self: n, dataEpoch: 1, applied: 0 }));
@@ -132,6 +132,22 @@ describe('replication: primary and secondaries', () => {
     rig.blocked.delete('b');
     rig.at(150);
     assert.equal(rig.barrier('x')?.ok, true);
+  });
+
+  it('a secondary whose unacknowledged changes already left the window is lagging only once the window\'s oldest is lagTimeout old', () => {
+    // Big changes (parts of large files) leave a small window while still in flight: the secondary was counted
+    // lagging at once, then caught up at its next ack — flapping, with a record commit each time.
+    // (No retransmission meanwhile: one would find w2 gone and start a snapshot, which is lagging at once.)
+    const rig = new Rig(['b'], [], { ...TIMINGS, maxLogBytes: 4, retransmitInterval: 10_000 });
+    rig.p({ type: 'committed', inSync: ['b'] });
+    rig.blocked.add('b');
+    for (const id of ['w1', 'w2', 'w3', 'w4']) rig.write(id); // 2 bytes each: w1, w2 are out of the window
+    rig.flush();
+    assert.deepEqual(rig.primary.log.map((c) => c.seq), [3, 4]);
+    rig.at(TIMINGS.lagTimeout - 1);
+    assert.deepEqual(rig.proposals().at(-1), 'b', 'still in sync: nothing in the window is lagTimeout old');
+    rig.at(TIMINGS.lagTimeout);
+    assert.deepEqual(rig.proposals().at(-1), '', 'lagging now');
   });
 
   it("a hand-over's final barrier waits for its target itself, and for the target's return to the committed in-sync set", () => {
