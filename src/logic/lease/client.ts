@@ -29,7 +29,7 @@ export type ClientModule =
   | { phase: 'idle' }
   | ({ phase: 'acquiring'; epoch: number; force: boolean; dataEpoch: number; staleRetries: number } & Round)
   | ({ phase: 'committing'; epoch: number; record: LeaseRecord; forced: boolean; validUntil: number } & Round)
-  | { phase: 'holding'; epoch: number; record: LeaseRecord; validUntil: number; nextRenewAt: number; pending?: LeaseRecord; round?: Round & { record: LeaseRecord }; atRisk: boolean }
+  | { phase: 'holding'; epoch: number; record: LeaseRecord; validUntil: number; nextRenewAt: number; pending?: LeaseRecord; round?: Round & { record: LeaseRecord; renewed?: boolean }; atRisk: boolean }
   | ({ phase: 'transferring'; epoch: number; to: string; record: LeaseRecord; validUntil: number } & Round);
 
 export interface ClientState {
@@ -309,14 +309,16 @@ function onReply(out: Out, reply: LeaseReply, now: number): void {
   const c = count(replies);
   if (c.granted >= majority) {
     const validUntil = Math.max(m.validUntil, round.sentAt + out.state.timings.lease - out.state.timings.driftMargin);
-    // The lease is renewed either way; the round's record is committed once a majority stored it, else the next
-    // renewal carries it again.
+    // The lease is renewed at the first majority of grants; the round's record is committed once a majority stored
+    // it. Until then the round stays open (the replies naming it follow the voters' writes), and the next renewal
+    // carries the record again.
     const committed = round.record.version > m.record.version && stored(replies, round.record) >= majority;
     const record = committed ? round.record : m.record;
     const newest = m.pending && m.pending.version > round.record.version ? m.pending : round.record;
     const pending = newest.version > record.version ? newest : undefined;
-    setModule(out, reply.module, { phase: 'holding', epoch: m.epoch, record, validUntil, nextRenewAt: m.nextRenewAt, atRisk: false, ...(pending ? { pending } : {}) });
-    out.actions.push({ type: 'lease-renewed', module: reply.module, epoch: m.epoch, validUntil, grantedBy: granters(replies).split(', ') });
+    const open = !committed && round.record.version > m.record.version ? { round: { ...round, replies, renewed: true } } : {};
+    setModule(out, reply.module, { phase: 'holding', epoch: m.epoch, record, validUntil, nextRenewAt: m.nextRenewAt, atRisk: false, ...(pending ? { pending } : {}), ...open });
+    if (!round.renewed) out.actions.push({ type: 'lease-renewed', module: reply.module, epoch: m.epoch, validUntil, grantedBy: granters(replies).split(', ') });
     if (committed) out.actions.push({ type: 'record-committed', module: reply.module, record: round.record, reason: reason(R.IN_SYNC_COMMITTED, `committed the in-sync set of ${reply.module}: [${round.record.inSync.join(', ')}] (version ${round.record.version})`) });
   } else if (c.refused > n - majority) {
     setModule(out, reply.module, { phase: 'idle' });
@@ -362,7 +364,7 @@ function onTime(out: Out, name: string, now: number): void {
   }
   if (now >= m.nextRenewAt) {
     let atRisk = m.atRisk;
-    if (m.round && !atRisk) {
+    if (m.round && !m.round.renewed && !atRisk) {
       // The previous round is still short of a majority: say so once, the role logic may prepare to stop.
       atRisk = true;
       out.actions.push({ type: 'lease-at-risk', module: name, epoch: m.epoch, validUntil: m.validUntil, reason: reason(R.LEASE_RENEW_LATE, `renewal of ${name} has no majority yet; the lease ends in ${m.validUntil - now}ms`) });

@@ -312,8 +312,15 @@ describe('majority lease: client and voters together', () => {
     const again = step({ type: 'tick' }, t0 + TIMINGS.renewInterval).find((a) => a.type === 'send');
     const renew2 = again?.type === 'send' ? again.message : undefined;
     assert.ok(renew2?.type === 'lease-renew' && renew2.record?.inSync.join() === 'b', 'the next renewal carries it again');
-    const second = [...step(reply('a', renew2.record!, renew2.requestId), t0 + 201), ...step(reply('w', renew2.record!, renew2.requestId), t0 + 202)];
+    // The voters' first answers to it name the old record again; the replies naming the new one follow their
+    // writes, in the same round, and commit it then — without another renewal interval.
+    const granted = [...step(reply('a', old, renew2.requestId), t0 + 201), ...step(reply('w', old, renew2.requestId), t0 + 202)];
+    assert.deepEqual(granted.filter((a) => a.type === 'lease-renewed' || a.type === 'record-committed').map((a) => a.type), ['lease-renewed']);
+    const second = [...step(reply('a', renew2.record!, renew2.requestId), t0 + 230), ...step(reply('w', renew2.record!, renew2.requestId), t0 + 231)];
     assert.deepEqual(second.filter((a) => a.type === 'record-committed').map((a) => (a.type === 'record-committed' ? a.record.inSync.join() : '')), ['b']);
+    assert.equal(second.filter((a) => a.type === 'lease-renewed').length, 0, 'renewed once per round');
+    const next = step({ type: 'tick' }, t0 + 2 * TIMINGS.renewInterval).filter((a) => a.type === 'lease-at-risk');
+    assert.deepEqual(next, [], 'a round that was granted is not a renewal at risk');
   });
 
   it('release lets another node acquire at once, without waiting for the lease to run out', () => {
