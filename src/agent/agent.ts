@@ -42,6 +42,7 @@ import { MirrorReplication } from './mirror-replication.js';
 import type { Position } from '../replication/history.js';
 import type { ReplResyncBeginMessage, ReplResyncMessage, ResyncMessage } from '../replication/resync-messages.js';
 import { StateFile } from './state-file.js';
+import { planVoterReply } from './voter-replies.js';
 import { buildStatus, type MemberStatusReport } from './status.js';
 
 /** An operator's command for a mirror module, passed to the node it concerns. */
@@ -820,28 +821,15 @@ export class Agent {
     }
   }
 
-  /**
-   * Sends a voter's reply once what it says is durable, in the order answered. A renewal's grant rests on a
-   * promise already on disk: it goes at once, naming the record the disk holds for certain, and the reply naming
-   * the record still being written follows when it is (the holder commits a record only on replies that name it).
-   * Behind a busy disk a record's fsync took 1.5 s; renewals waiting for it let the primary's lease run out.
-   */
+  /** Sends a voter's reply once what it says is durable, in the order answered (see voter-replies.ts). */
   private answerAsVoter(to: string, message: Extract<MemberMessage, { type: 'lease-reply' | 'voter-sync-reply' }>): void {
-    const later = (): void => {
-      this.voterDurable.then(
-        () => this.links.send(to, message),
-        (err: Error) => this.log.error(`cannot store this voter's state: ${err.message}; not answering ${to}`),
-      );
-    };
-    if (message.type !== 'lease-reply' || !message.granted || !message.promise || message.amnesiac) return later();
-    const durable = this.state.durableVoter;
-    const d = durable?.modules[message.module];
-    if (!durable || durable.amnesiac || !d || d.amnesiac || d.promise?.holder !== message.promise.holder || d.promise.epoch !== message.promise.epoch) return later();
-    const now: typeof message = { ...message, maxEpoch: d.maxEpoch };
-    if (d.record) now.record = d.record;
-    else delete now.record;
-    this.links.send(to, now);
-    if (JSON.stringify(now.record) !== JSON.stringify(message.record) || now.maxEpoch !== message.maxEpoch) later();
+    const plan = message.type === 'lease-reply' ? planVoterReply(message, this.state.durableVoter) : { afterWrite: true };
+    if (plan.now) this.links.send(to, plan.now);
+    if (!plan.afterWrite) return;
+    this.voterDurable.then(
+      () => this.links.send(to, message),
+      (err: Error) => this.log.error(`cannot store this voter's state: ${err.message}; not answering ${to}`),
+    );
   }
 
   /** `skyha barrier MODULE`: every change made before the call is durable on every in-sync secondary, or a clear failure. */
