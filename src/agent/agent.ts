@@ -171,9 +171,11 @@ export class Agent {
       nodes: config.nodes.map((n) => n.name),
       witnesses: config.witnesses.map((w) => w.name),
       timings: config.timings,
-      // The links are ordered and reliable: a change is lost only with a broken connection, and a secondary busy with a
-      // burst of fsyncs is not one. Retransmitting after a heartbeat interval sent megabytes twice during catch-ups.
-      replication: { lagTimeout: config.timings.lease / 2, retransmitInterval: config.timings.lease / 2, maxLog: 10_000, maxLogBytes: 64 * 1024 * 1024, maxResendBytes: REPLICATION_PENDING_BYTES },
+      // The links are ordered and reliable: a change is lost only with a broken connection or one the link dropped,
+      // and the links say so (the 'link' input). The retransmission timer is a backstop: a secondary busy with a
+      // burst of fsyncs loses nothing, and retransmitting to it (after a heartbeat, later after lease/2) sent
+      // megabytes twice during catch-ups.
+      replication: { lagTimeout: config.timings.lease / 2, retransmitInterval: config.timings.lease * 2, maxLog: 10_000, maxLogBytes: 64 * 1024 * 1024, maxResendBytes: REPLICATION_PENDING_BYTES },
       modules: mirrorConfigs.map((m) => ({ name: m.name, nodes: m.nodes, ...(m.preferredNode ? { preferredNode: m.preferredNode } : {}), failback: m.failback })),
     };
     this.driver = new MemberDriver(memberConfig, opened.loaded, this.clock, (a) => this.act(a));
@@ -231,6 +233,8 @@ export class Agent {
     // alive (and replication resumes) a heartbeat interval sooner.
     this.links.onUp((peer) => {
       if (this.lastHeartbeat) this.links.send(peer, this.lastHeartbeat);
+      // Changes in flight on the old connection may be lost: a primary sends them again now, not after its backstop.
+      this.driver.input({ type: 'link', peer, what: 'reconnected' });
     });
     if (this.isNode) {
       const runDirOfGates = join(runDir, 'gate');
@@ -399,7 +403,12 @@ export class Agent {
           this.answerAsVoter(a.to, a.message);
         } else {
           if (a.message.type === 'heartbeat') this.lastHeartbeat = a.message;
-          this.links.send(a.to, a.message);
+          const sent = this.links.send(a.to, a.message);
+          // Reported on the next turn: the driver is in the middle of a step, and the machine sends again only later.
+          if (!sent && a.message.type === 'repl-change') {
+            const { to, message } = a;
+            queueMicrotask(() => this.driver.input({ type: 'link', peer: to, what: 'dropped', module: message.module }));
+          }
         }
         return;
       case 'persist-voter':

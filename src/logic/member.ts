@@ -90,7 +90,12 @@ export type MemberInput =
   /** A change the application made on the primary (the driver captured it). */
   | { type: 'change'; module: string; data: ReplicationData }
   | { type: 'barrier'; module: string; id: string; deadline: number }
-  | { type: 'operator'; module: string; command: 'switchover' | 'force-failover' | 'reset'; to?: string };
+  | { type: 'operator'; module: string; command: 'switchover' | 'force-failover' | 'reset'; to?: string }
+  /**
+   * What the links know and the machine cannot: the connection to `peer` is new (what went on the old one may
+   * be lost), or the link dropped a change for `module` to it (no connection, a full buffer).
+   */
+  | { type: 'link'; peer: string; what: 'reconnected' | 'dropped'; module?: string };
 
 export type MemberAction =
   | { type: 'send'; to: string; message: MemberMessage }
@@ -227,6 +232,13 @@ function route(run: Run, input: MemberInput): void {
       run.queue.push({ to: 'primary', module: input.module, event: { type: 'barrier', id: input.id, deadline: input.deadline } });
       return;
     }
+    case 'link':
+      for (const [name, slot] of Object.entries(s.modules)) {
+        if (input.module !== undefined && input.module !== name) continue;
+        if (slot.primary) run.queue.push({ to: 'primary', module: name, event: { type: 'link', node: input.peer, what: input.what } });
+        else if (input.what === 'reconnected' && slot.secondary.primary === input.peer) run.queue.push({ to: 'secondary', module: name, event: { type: 'reconnected', node: input.peer } });
+      }
+      return;
     case 'operator': {
       if (!s.modules[input.module]) return;
       const event: MirrorEvent = input.command === 'switchover' ? { type: 'switchover', ...(input.to ? { to: input.to } : {}) } : input.command === 'force-failover' ? { type: 'force-failover' } : { type: 'reset' };

@@ -77,6 +77,13 @@ export type ReplicationPrimaryEvent =
   | { type: 'peer'; node: string; status: 'alive' | 'dead' }
   | { type: 'barrier'; id: string; deadline: number; on?: string }
   | { type: 'committed'; inSync: readonly string[] }
+  /**
+   * The link's word on what was sent to `node`: on a new connection (`reconnected`) anything sent since its
+   * last acknowledgement may be lost, and goes again at once; a change the link `dropped` goes again with the
+   * next progress or retransmission. The links are ordered and reliable otherwise, so the retransmission timer
+   * is only a backstop.
+   */
+  | { type: 'link'; node: string; what: 'reconnected' | 'dropped' }
   | { type: 'tick' };
 
 export type ReplicationPrimaryAction =
@@ -142,6 +149,15 @@ export function stepReplicationPrimary(state: ReplicationPrimaryState, event: Re
         track(out, event.node, { connected: true, sent: t.acked, lastSentAt: -Infinity });
         resend(out, event.node, now);
       }
+      break;
+    }
+    case 'link': {
+      const t = s().secondaries[event.node];
+      // Whatever it has not acknowledged, sent or not (a drop before the reconnection already took `sent` back).
+      if (!t || !t.connected || t.snapshotting || t.acked < 0 || t.acked >= s().seq) break;
+      track(out, event.node, { sent: t.acked });
+      // Not at once after a drop: the link is full or down, and sending again now would be dropped too.
+      if (event.what === 'reconnected') resend(out, event.node, now);
       break;
     }
     case 'barrier':

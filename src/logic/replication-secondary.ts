@@ -27,7 +27,9 @@ export interface ReplicationSecondaryState {
 export type ReplicationSecondaryEvent =
   /** The primary's announcement; `inSync` is its committed in-sync set. */
   | { type: 'primary'; node: string; epoch: number; inSync?: readonly string[] }
-  | { type: 'receive'; from: string; message: ReplicationMessage };
+  | { type: 'receive'; from: string; message: ReplicationMessage }
+  /** A new connection to `node`: an acknowledgement sent on the old one may be lost. */
+  | { type: 'reconnected'; node: string };
 
 export type ReplicationSecondaryAction =
   /** Write the change and make it durable (fsync) before the next action. */
@@ -55,6 +57,11 @@ export function stepReplicationSecondary(state: ReplicationSecondaryState, event
       return { state: { ...s, unanswered: unanswered % 4 }, actions: unanswered % 4 === 0 ? [hello(event.node, event.epoch)] : [] };
     }
     return { state: { ...s, epoch: event.epoch, primary: event.node, heard: false, unanswered: 0 }, actions: [hello(event.node, event.epoch)] };
+  }
+  if (event.type === 'reconnected') {
+    // Acknowledgements are cumulative: the latest one again tells the primary everything it may have missed.
+    if (event.node !== s.primary || !s.heard || s.dataEpoch !== s.epoch) return { state: s, actions: [] };
+    return { state: s, actions: [{ type: 'send', to: event.node, message: { type: 'repl-ack', module: s.module, epoch: s.epoch, seq: s.applied } }] };
   }
   const msg = event.message;
   if (msg.module !== s.module || msg.type === 'repl-ack' || msg.type === 'repl-hello') return { state: s, actions: [] };

@@ -210,13 +210,14 @@ for (const engine of ['builtin', 'haproxy'] as const) {
       // Slow requests from the client host spread over the three nodes; some are on n3 when it drains.
       const slow = bed.spawn('c', process.execPath, ['-e', `Promise.all(Array.from({length: 9}, () => fetch('${gateUrl}/slow?ms=1500').then(async (r) => [r.status, (await r.json()).node]))).then((x) => console.log(JSON.stringify(x)), (e) => { console.error(e); process.exit(1); })`]);
       await waitFor('slow requests in flight on n3', async () => ((await gateOf('n1'))?.backends.find((b) => b.node === 'n3')?.activeRequests ?? 0) > 0, { deadline: 5000, every: 10 });
+      const before = await gateOf('n1');
       const drain = spawnSync(process.execPath, [SKYHA_BIN, 'drain', 'web', '--node', 'n3', '--config', join(dir, 'skyha.yaml')], { encoding: 'utf8' });
       assert.equal(drain.status, 0, drain.stderr);
       await waitFor('n3 draining on n1', async () => (await gateOf('n1'))?.pool.find((p) => p.node === 'n3')?.position === 'draining', { deadline: 2000, every: 10 });
       const line = await slow.waitOutput(/^\[.*\]$/m, { deadline: 10_000 });
       const answers = JSON.parse(line[0]) as Array<[number, string]>;
       assert.ok(answers.every(([status]) => status === 200), `slow requests: ${line[0]}`);
-      assert.ok(answers.some(([, node]) => node === 'n3'), 'some slow requests finished on the drained node');
+      assert.ok(answers.some(([, node]) => node === 'n3'), `some slow requests finished on the drained node: ${line[0]}; n1's gate before the drain ${JSON.stringify(before)}, after ${JSON.stringify(await gateOf('n1'))}`);
       const { result } = await underLoad(3000, async () => undefined);
       assertNoFailure(result);
       assert.equal(result.records.filter((r) => r.node === 'n3').length, 0, 'a drained node gets no new request');

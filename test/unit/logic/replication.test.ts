@@ -229,6 +229,61 @@ describe('replication: primary and secondaries', () => {
     assert.deepEqual(rig.data.get('b'), ['w1', 'w2']);
   });
 
+  it('a new connection: what was in flight on the old one goes again at once, long before the retransmission timer', () => {
+    const rig = new Rig(['b'], [], { ...TIMINGS, retransmitInterval: 10_000 });
+    rig.p({ type: 'committed', inSync: ['b'] });
+    rig.write('w1');
+    rig.outbox = []; // lost with the connection that carried them
+    rig.write('w2');
+    rig.outbox = [];
+    rig.now = 50;
+    rig.p({ type: 'link', node: 'b', what: 'reconnected' });
+    assert.deepEqual(rig.outbox.map((m) => (m.message.type === 'repl-change' ? m.message.seq : -1)), [1, 2]);
+    rig.flush();
+    assert.deepEqual(rig.data.get('b'), ['w1', 'w2']);
+    // Everything acknowledged: a later reconnection sends nothing.
+    rig.p({ type: 'link', node: 'b', what: 'reconnected' });
+    assert.equal(rig.outbox.length, 0);
+  });
+
+  it('a change the link dropped goes again with the next progress, and later changes wait behind it', () => {
+    const rig = new Rig(['b'], [], { ...TIMINGS, retransmitInterval: 10_000 });
+    rig.p({ type: 'committed', inSync: ['b'] });
+    rig.write('w1'); // in flight, arrives
+    rig.write('w2');
+    rig.outbox.pop(); // w2 dropped by the link (a full buffer), which says so
+    rig.p({ type: 'link', node: 'b', what: 'dropped' });
+    assert.equal(rig.outbox.length, 1, 'nothing sent again at once: the link is full');
+    rig.write('w3');
+    assert.equal(rig.outbox.length, 1, 'w3 is not sent past the gap');
+    rig.flush(); // w1 arrives; its acknowledgement is progress, and the rest follows in order
+    assert.deepEqual(rig.data.get('b'), ['w1', 'w2', 'w3']);
+  });
+
+  it('changes dropped while the link was down go at once when it comes up', () => {
+    const rig = new Rig(['b'], [], { ...TIMINGS, retransmitInterval: 10_000 });
+    rig.p({ type: 'committed', inSync: ['b'] });
+    rig.write('w1');
+    rig.write('w2');
+    rig.outbox = []; // no connection: both dropped, and the link says so
+    rig.p({ type: 'link', node: 'b', what: 'dropped' });
+    rig.p({ type: 'link', node: 'b', what: 'dropped' });
+    rig.now = 20;
+    rig.p({ type: 'link', node: 'b', what: 'reconnected' });
+    assert.deepEqual(rig.outbox.map((m) => (m.message.type === 'repl-change' ? m.message.seq : -1)), [1, 2]);
+    rig.flush();
+    assert.deepEqual(rig.data.get('b'), ['w1', 'w2']);
+  });
+
+  it('a secondary whose link to its primary is new acknowledges again: the last acknowledgement may have been lost', () => {
+    let sec = initReplicationSecondary({ module: 'db', self: 'b', dataEpoch: 1, applied: 0 });
+    sec = stepReplicationSecondary(sec, { type: 'primary', node: 'a', epoch: 1 }, 0).state;
+    for (const seq of [1, 2]) sec = stepReplicationSecondary(sec, { type: 'receive', from: 'a', message: { type: 'repl-change', module: 'db', epoch: 1, seq, data: `w${seq}` } }, 0).state;
+    const again = stepReplicationSecondary(sec, { type: 'reconnected', node: 'a' }, 0);
+    assert.deepEqual(again.actions, [{ type: 'send', to: 'a', message: { type: 'repl-ack', module: 'db', epoch: 1, seq: 2 } }]);
+    assert.deepEqual(stepReplicationSecondary(sec, { type: 'reconnected', node: 'c' }, 0).actions, [], 'not its primary');
+  });
+
   it('fencing: a secondary refuses changes of an older epoch, and the primary ignores stale acknowledgements', () => {
     let sec = initReplicationSecondary({ module: 'db', self: 'b', dataEpoch: 2, applied: 5, epoch: 2 });
     const step = stepReplicationSecondary(sec, { type: 'receive', from: 'old', message: { type: 'repl-change', module: 'db', epoch: 1, seq: 6, data: 'x' } }, 0);
