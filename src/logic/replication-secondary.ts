@@ -71,7 +71,11 @@ export function stepReplicationSecondary(state: ReplicationSecondaryState, event
   if (msg.epoch > s.epoch || s.primary !== event.from) {
     // A new primary speaks first: learn it, and tell it where we stand.
     st = { ...s, epoch: msg.epoch, primary: event.from, heard: false };
-    if (msg.type === 'repl-change') return { state: st, actions: [{ type: 'send', to: event.from, message: { type: 'repl-hello', module: s.module, epoch: msg.epoch, dataEpoch: s.dataEpoch, applied: s.applied } }] };
+    // The very change that continues our data (a primary resending to a secondary that restarted meanwhile):
+    // applied and acknowledged at once, the acknowledgement says where we stand. A hello would make the primary
+    // send its whole window again.
+    const continues = msg.type === 'repl-change' && s.dataEpoch === msg.epoch && msg.seq === s.applied + 1;
+    if (msg.type === 'repl-change' && !continues) return { state: st, actions: [{ type: 'send', to: event.from, message: { type: 'repl-hello', module: s.module, epoch: msg.epoch, dataEpoch: s.dataEpoch, applied: s.applied } }] };
   }
   st = { ...st, heard: true };
   const ack = (seq: number): ReplicationSecondaryAction => ({ type: 'send', to: event.from, message: { type: 'repl-ack', module: s.module, epoch: msg.epoch, seq } });

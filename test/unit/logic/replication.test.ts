@@ -284,6 +284,20 @@ describe('replication: primary and secondaries', () => {
     assert.deepEqual(stepReplicationSecondary(sec, { type: 'reconnected', node: 'c' }, 0).actions, [], 'not its primary');
   });
 
+  it('a restarted secondary applies the change that continues its data at once, and says hello for any other', () => {
+    const restarted = initReplicationSecondary({ module: 'db', self: 'b', dataEpoch: 3, applied: 7, epoch: 3 });
+    const next = stepReplicationSecondary(restarted, { type: 'receive', from: 'a', message: { type: 'repl-change', module: 'db', epoch: 3, seq: 8, data: 'w8' } }, 0);
+    assert.deepEqual(next.actions, [{ type: 'apply', seq: 8, data: 'w8' }, { type: 'send', to: 'a', message: { type: 'repl-ack', module: 'db', epoch: 3, seq: 8 } }]);
+    assert.equal(next.state.primary, 'a');
+    assert.equal(next.state.applied, 8);
+    // Its durable position is older than what the primary resends (written at most once a second): hello, nothing applied.
+    const gap = stepReplicationSecondary(restarted, { type: 'receive', from: 'a', message: { type: 'repl-change', module: 'db', epoch: 3, seq: 12, data: 'w12' } }, 0);
+    assert.deepEqual(gap.actions, [{ type: 'send', to: 'a', message: { type: 'repl-hello', module: 'db', epoch: 3, dataEpoch: 3, applied: 7 } }]);
+    // Data of another history: hello, whatever the seq.
+    const other = stepReplicationSecondary(initReplicationSecondary({ module: 'db', self: 'b', dataEpoch: 2, applied: 7, epoch: 2 }), { type: 'receive', from: 'a', message: { type: 'repl-change', module: 'db', epoch: 3, seq: 8, data: 'w8' } }, 0);
+    assert.equal(other.actions[0]?.type === 'send' && other.actions[0].message.type, 'repl-hello');
+  });
+
   it('fencing: a secondary refuses changes of an older epoch, and the primary ignores stale acknowledgements', () => {
     let sec = initReplicationSecondary({ module: 'db', self: 'b', dataEpoch: 2, applied: 5, epoch: 2 });
     const step = stepReplicationSecondary(sec, { type: 'receive', from: 'old', message: { type: 'repl-change', module: 'db', epoch: 1, seq: 6, data: 'x' } }, 0);
