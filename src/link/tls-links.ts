@@ -117,6 +117,11 @@ export interface LinkStats {
   connects: number;
   /** Of those, the ones that replaced an earlier outbound connection to the same peer. */
   reconnects: number;
+  /**
+   * Dials started over because the peer was heard while ours still waited for TCP: its SYN went into a
+   * partition that has healed since, and TCP would send it again only a second later.
+   */
+  dialsRestarted: number;
   /** Bytes of message frames written to each peer (before TLS): what replication and resyncs cost on the wire. */
   bytesSentTo: Record<string, number>;
 }
@@ -127,6 +132,7 @@ export const LINK_REASONS = {
   up: 'LINK_UP',
   down: 'LINK_DOWN',
   dialFailed: 'LINK_DIAL_FAILED',
+  dialRestarted: 'LINK_DIAL_RESTARTED',
   peerRefusedUs: 'LINK_PEER_REFUSED_US',
   idleTimeout: 'LINK_IDLE_TIMEOUT',
   socketError: 'LINK_SOCKET_ERROR',
@@ -152,6 +158,11 @@ interface Outbound {
   decoder: FrameDecoder;
   /** Whether the TLS handshake of the current socket finished (then only the peer's hello is awaited). */
   secure: boolean;
+  /** When the current socket's dial started, and whether its TCP connection is up. */
+  dialedAt: number;
+  tcpConnected: boolean;
+  /** The next dial goes at once, without backoff. */
+  redialAtOnce?: boolean;
   /** Failed dials since the last success: the backoff exponent. */
   attempt: number;
   everConnected: boolean;
@@ -168,6 +179,9 @@ interface Inbound {
   lastSentAt: number;
   lastReceivedAt: number;
 }
+
+/** A dial younger than this is not started over when the peer is heard: its SYN may still be on its way. */
+const DIAL_RESTART_AFTER = 10;
 
 /** Raised by checkServerIdentity; recognised when counting. */
 const IDENTITY_ERROR = 'ERR_SKYHA_LINK_IDENTITY';
@@ -262,6 +276,7 @@ export class TlsLinks<M> implements Transport<M> {
     refused: { handshakeFailed: 0, unauthenticated: 0, wrongCluster: 0, impersonation: 0, misaddressed: 0, malformed: 0, overLimit: 0 },
     connects: 0,
     reconnects: 0,
+    dialsRestarted: 0,
     bytesSentTo: {},
   };
 
@@ -301,6 +316,8 @@ export class TlsLinks<M> implements Transport<M> {
         socket: undefined,
         decoder: new FrameDecoder({ maxFrameBytes: o.maxFrameBytes }),
         secure: false,
+        dialedAt: 0,
+        tcpConnected: false,
         attempt: 0,
         everConnected: false,
         retry: undefined,
@@ -519,6 +536,8 @@ export class TlsLinks<M> implements Transport<M> {
     }
     p.state = 'connecting';
     p.secure = false;
+    p.tcpConnected = false;
+    p.dialedAt = now();
     p.decoder = new FrameDecoder({ maxFrameBytes: this.opts.maxFrameBytes });
     const socket = tls.connect({
       host: p.addr.host,
@@ -547,6 +566,7 @@ export class TlsLinks<M> implements Transport<M> {
     p.handshakeTimer = setTimeout(giveUp, this.opts.connectTimeout);
     socket.once('connect', () => {
       connected = true;
+      if (p.socket === socket) p.tcpConnected = true;
       if (p.socket !== socket || !p.handshakeTimer || this.opts.connectTimeout >= this.opts.handshakeTimeout) return;
       clearTimeout(p.handshakeTimer);
       p.handshakeTimer = setTimeout(giveUp, Math.max(0, this.opts.handshakeTimeout - (now() - started)));
@@ -633,7 +653,8 @@ export class TlsLinks<M> implements Transport<M> {
     const base = Math.min(max, min * 2 ** Math.min(p.attempt, 30));
     p.attempt++;
     // Equal jitter: members that lost each other at the same instant do not redial in lockstep.
-    const delay = base / 2 + Math.random() * (base / 2);
+    const delay = p.redialAtOnce ? 0 : base / 2 + Math.random() * (base / 2);
+    p.redialAtOnce = false;
     p.retry = setTimeout(() => {
       p.retry = undefined;
       this.dial(p);
@@ -780,6 +801,13 @@ export class TlsLinks<M> implements Transport<M> {
       back.retry = undefined;
       back.attempt = 0;
       this.dial(back);
+    } else if (back && back.state === 'connecting' && back.socket && !back.tcpConnected && now() - back.dialedAt >= DIAL_RESTART_AFTER) {
+      // Our dial's SYN went out while the path was cut and is lost; TCP would send it again a second after.
+      this.counters.dialsRestarted++;
+      this.rlog.log('debug', LINK_REASONS.dialRestarted, { peer: from }, `${from} is heard again while our dial still waits for TCP: dialing it again now`, `${LINK_REASONS.dialRestarted}:${from}`);
+      back.attempt = 0;
+      back.redialAtOnce = true;
+      back.socket.destroy();
     }
     try {
       this.handler(from, message);

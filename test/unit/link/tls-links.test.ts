@@ -4,6 +4,7 @@
  * deadline (waitFor), never with sleeps.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { Writable } from 'node:stream';
 import tls, { type TLSSocket } from 'node:tls';
@@ -22,6 +23,14 @@ interface Msg {
 }
 
 const HOST = '127.0.0.1';
+/** Listens on a free loopback port with a full accept queue (one connection never accepted): SYNs to it are dropped. */
+const BLACK_HOLE = [
+  'import socket, sys',
+  's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)',
+  'c = socket.create_connection(s.getsockname())',
+  'print(s.getsockname()[1], flush=True)',
+  'sys.stdin.read()',
+].join('\n');
 /** Fast timings so that every test stays well under a second or two. */
 const FAST = { keepaliveInterval: 50, idleTimeout: 500, backoff: { min: 10, max: 200 }, handshakeTimeout: 1000 } as const;
 
@@ -494,6 +503,26 @@ describe('tls links: liveness of connections', () => {
     await waitFor('redialed after the timeout', () => srv.accepted() >= 2, { deadline: 3000 });
     assert.equal(a.links.stats().connects, 0);
     assert.ok(a.log.lines().some((l) => l.reason === LINK_REASONS.dialFailed));
+  });
+
+  it('a dial whose SYN was lost is started over as soon as the peer is heard, not when TCP sends it again', async () => {
+    // A listener whose accept queue is full drops every SYN, as a partition does; TCP resends one only after a second.
+    const hole = spawn('python3', ['-c', BLACK_HOLE], { stdio: ['pipe', 'pipe', 'inherit'] });
+    open.push({ close: () => hole.kill('SIGKILL') });
+    const port = Number(await new Promise<string>((resolve) => hole.stdout!.once('data', (b: Buffer) => resolve(b.toString().trim()))));
+    const a = member('a', certs.a!, { b: { host: HOST, port } }, { handshakeTimeout: 10_000, connectTimeout: 10_000 });
+    await a.links.start();
+    await waitFor('a dialing b', () => a.links.peerStatus().b?.outbound === 'connecting');
+    // The partition heals: the port now has b behind it, and b speaks to a first.
+    hole.kill('SIGKILL');
+    await new Promise((resolve) => hole.once('exit', resolve));
+    const b = member('b', certs.b!, { a: a.addr() }, {}, port);
+    await b.links.start();
+    await waitFor('b linked to a', () => b.links.peerStatus().a?.outbound === 'connected');
+    b.links.send('a', { n: 1 });
+    await waitFor('a linked to b', () => a.links.peerStatus().b?.outbound === 'connected', { deadline: 5000 });
+    assert.equal(a.links.stats().dialsRestarted, 1, 'the lost dial was started over when b was heard');
+    assert.equal(a.links.stats().connects, 1);
   });
 
   it('the listener closes an inbound connection that goes silent, and pings the ones that do not', async () => {
