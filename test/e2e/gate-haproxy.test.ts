@@ -359,7 +359,10 @@ test('a backend that refuses every connection is judged failing and drained; fin
       return g.report().backends.find((x) => x.node === 'dead')?.observed === 'failing';
     },
     { deadline: 10_000, every: 1 },
-  );
+  ).catch((err: Error) => {
+    // Failed once in a full run (2026-12-03): say what the gate saw.
+    throw new Error(`${err.message}; after ${sent} requests the gate reports ${JSON.stringify(g.report())}`);
+  });
   assert.deepEqual(judged, ['dead ok->failing']);
   const report = g.report().backends.find((x) => x.node === 'dead')!;
   assert.ok(report.errors >= 3 && report.retries >= 3, JSON.stringify(report));
