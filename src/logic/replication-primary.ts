@@ -209,7 +209,11 @@ function onMessage(out: Out, from: string, msg: ReplicationMessage, now: number)
   } else if (msg.type === 'repl-hello') {
     const first = s.log[0]?.seq ?? s.seq + 1;
     const canResume = msg.dataEpoch === s.epoch && msg.applied <= s.seq && msg.applied + 1 >= first;
-    if (canResume) {
+    if (canResume && t.connected && !t.snapshotting && msg.applied === t.acked && (t.sent ?? t.acked) > t.acked) {
+      // It stands where we thought, and what we sent after that is on the link it reads now (a lost connection
+      // is reported and resent): sending it all again would only duplicate it. Acknowledgements carry it on.
+      track(out, from, { connected: true });
+    } else if (canResume) {
       track(out, from, { connected: true, acked: msg.applied, sent: msg.applied, snapshotting: false });
       resend(out, from, now);
     } else {

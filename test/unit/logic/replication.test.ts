@@ -284,6 +284,23 @@ describe('replication: primary and secondaries', () => {
     assert.deepEqual(stepReplicationSecondary(sec, { type: 'reconnected', node: 'c' }, 0).actions, [], 'not its primary');
   });
 
+  it('a hello from where the primary thought the secondary stood does not bring what is already on the link again', () => {
+    const rig = new Rig(['b'], [], { ...TIMINGS, retransmitInterval: 10_000 });
+    rig.p({ type: 'committed', inSync: ['b'] });
+    rig.write('w1');
+    rig.write('w2');
+    const inFlight = rig.outbox.splice(0);
+    // b (restarted) heard the primary's announcement first and says hello from where it was: seq 0.
+    rig.p({ type: 'receive', from: 'b', message: { type: 'repl-hello', module: 'db', epoch: 1, dataEpoch: 1, applied: 0 } });
+    assert.equal(rig.outbox.length, 0, 'w1 and w2 are on the link already');
+    rig.outbox.push(...inFlight);
+    rig.flush();
+    assert.deepEqual(rig.data.get('b'), ['w1', 'w2']);
+    // A hello from further back still gets everything it lacks.
+    rig.p({ type: 'receive', from: 'b', message: { type: 'repl-hello', module: 'db', epoch: 1, dataEpoch: 1, applied: 1 } });
+    assert.deepEqual(rig.outbox.map((m) => (m.message.type === 'repl-change' ? m.message.seq : -1)), [2]);
+  });
+
   it('a restarted secondary applies the change that continues its data at once, and says hello for any other', () => {
     const restarted = initReplicationSecondary({ module: 'db', self: 'b', dataEpoch: 3, applied: 7, epoch: 3 });
     const next = stepReplicationSecondary(restarted, { type: 'receive', from: 'a', message: { type: 'repl-change', module: 'db', epoch: 3, seq: 8, data: 'w8' } }, 0);
