@@ -214,6 +214,10 @@ export class Agent {
       backoff: { min: Math.min(50, config.timings.heartbeatInterval), max: Math.max(100, config.timings.heartbeatInterval) },
     });
     this.links.onReceive((from, message) => {
+      // Nothing reaches the machine before the agent has started: a lease won while the replicated directories
+      // were still being prepared started the application as primary, and the read-only view that start-up then
+      // put over them made it fail until it was given up. Peers say it all again (heartbeats, lease rounds, calls).
+      if (!this.receiving) return;
       if (message.type === 'farm-report' || message.type === 'farm-admin') this.gateController?.onMessage(from, message);
       else if (message.type === 'repl-resync' || message.type === 'repl-resync-begin') this.onResync(from, message);
       else if (message.type === 'mirror-operator') this.onMirrorOperator(from, message);
@@ -232,6 +236,7 @@ export class Agent {
     // A link that comes up carries our latest heartbeat at once: after a partition heals, the peer learns we are
     // alive (and replication resumes) a heartbeat interval sooner.
     this.links.onUp((peer) => {
+      if (!this.receiving) return;
       if (this.lastHeartbeat) this.links.send(peer, this.lastHeartbeat);
       // Changes in flight on the old connection may be lost: a primary sends them again now, not after its backstop.
       this.driver.input({ type: 'link', peer, what: 'reconnected' });
@@ -299,6 +304,7 @@ export class Agent {
       if (stop) this.driver.input({ type: 'given-up', module: name, reason: reason('OPERATOR_STOPPED', `${name} stays stopped on ${self.name}: ${stop.by} stopped it at ${stop.at}`) });
     }
     for (const [name, farm] of this.farms) if (this.state.stoppedBy(name)) farm.held = true;
+    this.receiving = true;
     this.driver.start();
     this.relay.start();
     for (const f of this.farms.values()) f.start();
@@ -788,6 +794,9 @@ export class Agent {
   }
 
   /** Per mirror module, the records waiting for the chain step that applies them (see queueApply). */
+  /** Set once everything the machine's actions need is started (replication above all): links deliver from then on. */
+  private receiving = false;
+
   private readonly openBatches = new Map<string, Array<{ data: Uint8Array; at?: Position }> & { bytes: number }>();
 
   /** A resync's begin or record, from the current primary of a module this node is secondary of, at its epoch; anything else is dropped. */

@@ -64,6 +64,9 @@ export class ControlSocket {
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => undefined);
     const lines = createInterface({ input: socket });
+    // readline re-emits the socket's errors: a client gone before its answer (an application stopped while its
+    // barrier waited, EPIPE) must not take the agent down with an unhandled 'error'.
+    lines.on('error', () => undefined);
     lines.on('line', (line) => {
       void (async () => {
         let reply: ControlReply;
@@ -72,7 +75,7 @@ export class ControlSocket {
         } catch (err) {
           reply = { ok: false, error: (err as Error).message };
         }
-        if (!socket.destroyed) socket.write(JSON.stringify(reply) + '\n');
+        if (!socket.destroyed && socket.writable) socket.write(JSON.stringify(reply) + '\n');
       })();
     });
   }

@@ -173,8 +173,8 @@ export class MirrorReplication {
     for (const r of this.view.writeRoots) pruneStaging(join(r, STAGING_DIR), 24 * 3600 * 1000);
     this.findSuspects();
     await this.capture.start();
-    // Every node starts as a secondary.
-    this.view.protect();
+    // Every node starts as a secondary (and the agent feeds its machine only after this start).
+    if (this.primaryEpoch === undefined && !this.appRunning) this.view.protect();
     if (!this.view.state.readOnly) this.d.log.warn(`the directories of ${this.d.module.name} stay writable on secondaries: ${this.view.state.reason}`);
     this.markTimer = setInterval(() => void this.markNow(), MARK_EVERY_MS);
     this.markTimer.unref();
