@@ -346,7 +346,12 @@ test('property: any sequence of changes, each shipped for the paths it touched, 
       try {
         for (const o of ops) {
           const abs = join(p.primary, o.path);
-          const touched = [o.path];
+          const touched = o.op === 'rename' ? [o.path, o.to] : [o.path];
+          // The watcher reports real paths: an operation through a symlinked parent touches the path under the
+          // parent's target. The parents are resolved before the operation, which may move a symlink it went through
+          // (rename b to b/a, b a symlink to a, makes a/a).
+          const base = realpathSync(p.primary);
+          const parents = touched.map((t) => realpathOrNull(dirname(join(p.primary, t))));
           try {
             switch (o.op) {
               case 'write': {
@@ -369,7 +374,6 @@ test('property: any sequence of changes, each shipped for the paths it touched, 
                 break;
               case 'rename':
                 renameSync(abs, join(p.primary, o.to));
-                touched.push(o.to);
                 break;
               case 'chmod':
                 if (!lstatSync(abs).isSymbolicLink()) chmodSync(abs, o.mode);
@@ -378,15 +382,12 @@ test('property: any sequence of changes, each shipped for the paths it touched, 
           } catch {
             continue; // an operation the tree does not allow (parent missing, not a directory...): nothing changed
           }
-          // The watcher reports real paths: an operation through a symlinked parent touches the path under the
-          // parent's target, and a write through a symlink changes its target.
-          const base = realpathSync(p.primary);
           const resolved: string[] = [];
-          for (const t of touched) {
-            const parent = realpathOrNull(dirname(join(p.primary, t)));
-            if (!parent || (parent !== base && !parent.startsWith(`${base}/`))) continue;
-            resolved.push(relative(base, join(parent, basename(t))));
-          }
+          touched.forEach((t, i) => {
+            const parent = parents[i];
+            if (parent && (parent === base || parent.startsWith(`${base}/`))) resolved.push(relative(base, join(parent, basename(t))));
+          });
+          // A write through a symlink changes its target.
           if (o.op === 'write' || o.op === 'truncate') {
             const real = realpathOrNull(abs);
             if (real && real.startsWith(`${base}/`)) resolved.push(relative(base, real));
