@@ -239,6 +239,8 @@ export class Agent {
       if (!this.receiving) return;
       if (this.lastHeartbeat) this.links.send(peer, this.lastHeartbeat);
       // Changes in flight on the old connection may be lost: a primary sends them again now, not after its backstop.
+      // A resync to the peer stops first (its records may be lost too, unnumbered); the machine starts it over.
+      for (const r of this.replications.values()) r.linkReplaced(peer);
       this.driver.input({ type: 'link', peer, what: 'reconnected' });
     });
     if (this.isNode) {
@@ -455,8 +457,10 @@ export class Agent {
         const { to, module, epoch, seq } = a;
         void repl.resync(to, epoch, { epoch: a.dataEpoch, seq: a.applied }).then(
           (complete) => {
-            if (complete) this.links.send(to, { type: 'repl-snapshot', module, epoch, seq, data: '' });
-            else if (complete === undefined) this.log.debug({ module, to }, `a resync of ${module} to ${to} is already under way`);
+            // Only a snapshot on the link stops the hellos that crossed it from starting another resync.
+            if (complete) {
+              if (this.links.send(to, { type: 'repl-snapshot', module, epoch, seq, data: '' })) this.driver.input({ type: 'snapshot-sent', module, to });
+            } else if (complete === undefined) this.log.debug({ module, to }, `a resync of ${module} to ${to} is already under way`);
           },
           (err: Error) => this.log.error(`resync of ${module} to ${to} failed: ${err.message}`),
         );
@@ -807,9 +811,15 @@ export class Agent {
       this.log.debug({ module: msg.module, from, epoch: msg.epoch }, `dropped a ${msg.type} of ${msg.module} from ${from}: not from this node's primary at its epoch`);
       return;
     }
-    if (msg.type === 'repl-resync-begin') this.afterApply(msg.module, () => repl.resyncBegin(from, msg), true);
-    else this.queueApply(msg.module, { data: msg.data });
+    if (msg.type === 'repl-resync-begin') {
+      this.resyncIds.set(msg.module, msg.id);
+      this.afterApply(msg.module, () => repl.resyncBegin(from, msg), true);
+    } else if (msg.id === this.resyncIds.get(msg.module)) this.queueApply(msg.module, { data: msg.data });
+    else this.log.debug({ module: msg.module, from, id: msg.id }, `dropped a record of ${msg.module}'s resync ${msg.id} from ${from}: a later one began`);
   }
+
+  /** Per mirror module, the resync whose records this node applies: that of the latest begin from its primary. */
+  private readonly resyncIds = new Map<string, string>();
 
   /** Waits while a secondary that keeps up has more than REPLICATION_IN_FLIGHT_BYTES unacknowledged (woken by acks). */
   private async inFlightRoom(module: string): Promise<void> {

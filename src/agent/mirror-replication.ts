@@ -367,6 +367,11 @@ export class MirrorReplication {
     return outcome.complete && this.primaryEpoch === epoch;
   }
 
+  /** The connection to `peer` was replaced: a resync to it stops (the machine starts it over). */
+  linkReplaced(peer: string): void {
+    this.source.abort(peer);
+  }
+
   onResyncManifest(from: string, msg: ReplResyncManifestMessage): void {
     if (msg.epoch !== this.primaryEpoch) return;
     this.source.onManifest(from, msg);

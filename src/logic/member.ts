@@ -95,7 +95,9 @@ export type MemberInput =
    * What the links know and the machine cannot: the connection to `peer` is new (what went on the old one may
    * be lost), or the link dropped a change for `module` to it (no connection, a full buffer).
    */
-  | { type: 'link'; peer: string; what: 'reconnected' | 'dropped'; module?: string };
+  | { type: 'link'; peer: string; what: 'reconnected' | 'dropped'; module?: string }
+  /** The resync that a `send-snapshot` asked for is done, and its repl-snapshot is on the link to `to`. */
+  | { type: 'snapshot-sent'; module: string; to: string };
 
 export type MemberAction =
   | { type: 'send'; to: string; message: MemberMessage }
@@ -238,6 +240,9 @@ function route(run: Run, input: MemberInput): void {
         if (slot.primary) run.queue.push({ to: 'primary', module: name, event: { type: 'link', node: input.peer, what: input.what } });
         else if (input.what === 'reconnected' && slot.secondary.primary === input.peer) run.queue.push({ to: 'secondary', module: name, event: { type: 'reconnected', node: input.peer } });
       }
+      return;
+    case 'snapshot-sent':
+      if (s.modules[input.module]?.primary) run.queue.push({ to: 'primary', module: input.module, event: { type: 'snapshot-sent', node: input.to } });
       return;
     case 'operator': {
       if (!s.modules[input.module]) return;

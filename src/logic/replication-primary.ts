@@ -38,6 +38,10 @@ export interface SecondaryTrack {
   lastSentAt: number;
   /** Waiting for a snapshot to be acknowledged. */
   snapshotting: boolean;
+  /** Where its data stood when the snapshot was asked for (what its hello said, or its last acknowledgement). */
+  snapshotOf?: { dataEpoch: number; applied: number };
+  /** When the driver said the snapshot was on the link; undefined while the resync runs. */
+  snapshotSentAt?: number;
   /** Retransmissions since the last progress: each one doubles the wait before the next (up to 8×). */
   retries?: number;
 }
@@ -84,6 +88,8 @@ export type ReplicationPrimaryEvent =
    * is only a backstop.
    */
   | { type: 'link'; node: string; what: 'reconnected' | 'dropped' }
+  /** The driver's resync of `node` is done and its repl-snapshot is on the link. */
+  | { type: 'snapshot-sent'; node: string }
   | { type: 'tick' };
 
 export type ReplicationPrimaryAction =
@@ -153,11 +159,22 @@ export function stepReplicationPrimary(state: ReplicationPrimaryState, event: Re
     }
     case 'link': {
       const t = s().secondaries[event.node];
+      if (t?.connected && t.snapshotting && t.snapshotOf && event.what === 'reconnected') {
+        // A resync's records carry no numbers: some may have gone with the old connection, and the snapshot's
+        // position must not claim them. The driver stopped that resync; this one starts over on the new connection.
+        snapshot(out, event.node, t.snapshotOf, now);
+        break;
+      }
       // Whatever it has not acknowledged, sent or not (a drop before the reconnection already took `sent` back).
       if (!t || !t.connected || t.snapshotting || t.acked < 0 || t.acked >= s().seq) break;
       track(out, event.node, { sent: t.acked });
       // Not at once after a drop: the link is full or down, and sending again now would be dropped too.
       if (event.what === 'reconnected') resend(out, event.node, now);
+      break;
+    }
+    case 'snapshot-sent': {
+      const t = s().secondaries[event.node];
+      if (t?.snapshotting) track(out, event.node, { snapshotSentAt: now });
       break;
     }
     case 'barrier':
@@ -209,6 +226,13 @@ function onMessage(out: Out, from: string, msg: ReplicationMessage, now: number)
   } else if (msg.type === 'repl-hello') {
     const first = s.log[0]?.seq ?? s.seq + 1;
     const canResume = msg.dataEpoch === s.epoch && msg.applied <= s.seq && msg.applied + 1 >= first;
+    const asked = t.snapshotOf;
+    if (t.connected && t.snapshotting && t.snapshotSentAt !== undefined && now - t.snapshotSentAt < s.timings.retransmitInterval && asked?.dataEpoch === msg.dataEpoch && asked.applied === msg.applied) {
+      // Said before the snapshot it asked for reached it (hellos repeat while a resync runs): the snapshot is on
+      // the ordered link, its acknowledgement follows. Another resync would compare every path again. If the
+      // snapshot is lost after all, the next hello, a retransmission interval on, asks again.
+      return;
+    }
     if (canResume && t.connected && !t.snapshotting && msg.applied === t.acked && (t.sent ?? t.acked) > t.acked) {
       // It stands where we thought, and what we sent after that is on the link it reads now (a lost connection
       // is reported and resent): sending it all again would only duplicate it. Acknowledgements carry it on.
@@ -217,10 +241,16 @@ function onMessage(out: Out, from: string, msg: ReplicationMessage, now: number)
       track(out, from, { connected: true, acked: msg.applied, sent: msg.applied, snapshotting: false });
       resend(out, from, now);
     } else {
-      track(out, from, { connected: true, acked: -1, sent: -1, snapshotting: true, lastSentAt: now });
-      out.actions.push({ type: 'send-snapshot', to: from, seq: s.seq, dataEpoch: msg.dataEpoch, applied: msg.applied });
+      track(out, from, { connected: true });
+      snapshot(out, from, { dataEpoch: msg.dataEpoch, applied: msg.applied }, now);
     }
   }
+}
+
+/** Asks the driver to resync `node`, whose data is at `of`, up to now. */
+function snapshot(out: Out, node: string, of: { dataEpoch: number; applied: number }, now: number): void {
+  track(out, node, { acked: -1, sent: -1, snapshotting: true, snapshotOf: of, snapshotSentAt: undefined, lastSentAt: now });
+  out.actions.push({ type: 'send-snapshot', to: node, seq: out.state.seq, dataEpoch: of.dataEpoch, applied: of.applied });
 }
 
 /** Sends what `node` has not acknowledged, from the log (a snapshot if the log no longer reaches); `retry`: a retransmission. */
@@ -231,8 +261,7 @@ function resend(out: Out, node: string, now: number, retry = false): void {
   if (missing.length === 0) return;
   if (missing[0]!.seq !== t.acked + 1) {
     // The log no longer reaches back far enough: resync with a snapshot.
-    track(out, node, { snapshotting: true, acked: -1, sent: -1, lastSentAt: now });
-    out.actions.push({ type: 'send-snapshot', to: node, seq: s.seq, dataEpoch: s.epoch, applied: t.acked });
+    snapshot(out, node, { dataEpoch: s.epoch, applied: t.acked }, now);
     return;
   }
   // At most maxResendBytes at a time: a secondary that is slow to acknowledge (a big fsync) has most of it in flight
@@ -277,7 +306,7 @@ function housekeeping(out: Out, now: number): void {
   for (const [n, t] of Object.entries(s.secondaries)) {
     if (t.snapshotting && t.acked >= 0) {
       // What changed during the snapshot follows at once.
-      track(out, n, { snapshotting: false, sent: t.acked });
+      track(out, n, { snapshotting: false, snapshotOf: undefined, snapshotSentAt: undefined, sent: t.acked });
       resend(out, n, now);
     }
   }

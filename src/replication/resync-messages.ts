@@ -38,6 +38,8 @@ export interface ReplResyncMessage {
   type: 'repl-resync';
   module: string;
   epoch: number;
+  /** The resync's (its begin's): records of one that was stopped are dropped. */
+  id: string;
   data: Buffer;
 }
 

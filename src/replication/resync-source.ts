@@ -82,6 +82,8 @@ interface Running {
   full: boolean;
   resolve: (done: boolean) => void;
   timer: NodeJS.Timeout;
+  /** Stopped from outside: nothing more of it goes on the link. */
+  aborted: boolean;
 }
 
 export class ResyncSource {
@@ -107,11 +109,21 @@ export class ResyncSource {
 
   /** Ends every resync in progress (this node is no longer primary). */
   abortAll(): void {
-    for (const r of this.running.values()) {
-      clearTimeout(r.timer);
-      r.resolve(false);
-    }
-    this.running.clear();
+    for (const to of [...this.running.keys()]) this.abort(to);
+  }
+
+  /**
+   * Ends the resync to `to`, if one runs: its connection was replaced, and
+   * records on the old one may be lost unnoticed (they carry no numbers).
+   * A new one may start at once.
+   */
+  abort(to: string): void {
+    const r = this.running.get(to);
+    if (!r) return;
+    r.aborted = true;
+    clearTimeout(r.timer);
+    r.resolve(false);
+    this.running.delete(to);
   }
 
   /** A chunk of a secondary's manifest. */
@@ -139,14 +151,14 @@ export class ResyncSource {
     let resolve!: (done: boolean) => void;
     const manifestDone = new Promise<boolean>((r) => (resolve = r));
     const timer = setTimeout(() => resolve(false), MANIFEST_IDLE_MS);
-    const running: Running = { id, progress: { to, mode: mine ? 'history' : 'full', paths: 0, done: 0, bytes: 0, startedAt: Date.now() }, entries: [], full: false, resolve, timer };
+    const running: Running = { id, progress: { to, mode: mine ? 'history' : 'full', paths: 0, done: 0, bytes: 0, startedAt: Date.now() }, entries: [], full: false, resolve, timer, aborted: false };
     this.running.set(to, running);
     try {
       // Ask for the hashes of what the history knows only as changed whole: maybe only a few blocks differ.
       const want = mine ? [...mine].filter(([, t]) => t === 'all').map(([k]) => encodeManifestEntry({ ...splitKey(k), own: false, kind: 'query' })) : [];
       const parts = [...chunks(want)];
       for (let i = 0; i < parts.length; i++) {
-        if (!(await this.d.writable(to)) || !this.d.send(to, { type: 'repl-resync-begin', module: this.d.module, epoch, id, common: mine && common ? [common.epoch, common.seq] : null, data: parts[i]!, last: i === parts.length - 1 })) return outcome;
+        if (!(await this.d.writable(to)) || running.aborted || !this.d.send(to, { type: 'repl-resync-begin', module: this.d.module, epoch, id, common: mine && common ? [common.epoch, common.seq] : null, data: parts[i]!, last: i === parts.length - 1 })) return outcome;
       }
       if (!(await manifestDone)) return outcome;
       const theirEntries = new Map(running.entries.map((e) => [pathKey(e.root, e.path), e]));
@@ -160,9 +172,9 @@ export class ResyncSource {
       let told = Date.now();
       for (const key of [...candidates].sort()) {
         const { root, path } = splitKey(key);
-        const sent = await this.sendPath(to, epoch, root, path, theirEntries.get(key), full ? undefined : mine!.get(key), outcome);
+        const sent = await this.sendPath(running, epoch, root, path, theirEntries.get(key), full ? undefined : mine!.get(key), outcome);
         if (!sent) {
-          this.d.emit('REPLICATION_RESYNC_ABORTED', `resync of ${this.d.module} to ${to} stopped after ${outcome.records} records: the link is gone`, 'warn');
+          this.d.emit('REPLICATION_RESYNC_ABORTED', `resync of ${this.d.module} to ${to} stopped after ${outcome.records} records: ${running.aborted ? 'its connection was replaced (it starts over)' : 'the link is gone'}`, 'warn');
           return outcome;
         }
         outcome.paths++;
@@ -187,11 +199,13 @@ export class ResyncSource {
     }
   }
 
-  /** Sends one path; false if the link went away. */
-  private async sendPath(to: string, epoch: number, root: number, path: string, theirs: ManifestEntry | undefined, touched: Touched | undefined, outcome: ResyncOutcome): Promise<boolean> {
+  /** Sends one path; false if the link went away or the resync was stopped. */
+  private async sendPath(running: Running, epoch: number, root: number, path: string, theirs: ManifestEntry | undefined, touched: Touched | undefined, outcome: ResyncOutcome): Promise<boolean> {
     const key = pathKey(root, path);
+    const to = running.progress.to;
     const o = { roots: this.d.roots, maxRecordBytes: this.d.maxRecordBytes };
     return this.d.exclusive(async () => {
+      if (running.aborted) return false;
       let gen: AsyncGenerator<ChangeRecord, ReadOutcome>;
       let identical: Buffer | undefined;
       if (theirs?.kind === 'file' && theirs.hashes) {
@@ -218,7 +232,7 @@ export class ResyncSource {
           for (const b of record.blocks) sentBlocks.set(b.index, Buffer.from(b.data));
         }
         const data = encodeRecord(record);
-        if (!(await this.d.writable(to)) || !this.d.send(to, { type: 'repl-resync', module: this.d.module, epoch, data })) {
+        if (!(await this.d.writable(to)) || running.aborted || !this.d.send(to, { type: 'repl-resync', module: this.d.module, epoch, id: running.id, data })) {
           await gen.return({ changedWhileReading: false });
           return false;
         }

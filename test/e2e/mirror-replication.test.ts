@@ -240,6 +240,9 @@ describe('mirror replication between agents on loopback', { skip: noPython }, ()
     const sent = await resyncSent(primary);
     assert.equal(sent?.mode, 'full');
     assert.ok(sent.bytes >= changed && sent.bytes <= 1.1 * changed + 64 * 1024, `resync sent ${sent.bytes} bytes for ${changed} changed`);
+    // One resync: a hello that crossed its snapshot does not start a second, which would compare every path again.
+    const count = (await runner.status(primary, 2000))?.modules.find((m) => m.name === 'db')?.replication?.resyncsSent.count;
+    assert.equal(count, 1);
     // Without a history the secondary cannot tell its writes from missed ones: every differing file is kept aside.
     const st = await runner.status(secondary, 2000);
     const received = st?.modules.find((m) => m.name === 'db')?.replication?.resyncsReceived.last;

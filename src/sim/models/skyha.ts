@@ -253,6 +253,8 @@ class SkyhaProcess implements SimProcess<MemberMessage> {
         return;
       case 'send-snapshot':
         ctx.send(a.to, { type: 'repl-snapshot', module: a.module, epoch: a.epoch, seq: a.seq, data: JSON.stringify(this.writes) });
+        // As the agent does once the resync is on the link (the simulated network may still lose it).
+        inputs.push({ type: 'snapshot-sent', module: a.module, to: a.to });
         return;
       case 'barrier-done':
         if (this.pending.delete(a.id) && a.ok) ctx.observe({ type: 'write-acked', module: a.module, writeId: a.id });

@@ -301,6 +301,47 @@ describe('replication: primary and secondaries', () => {
     assert.deepEqual(rig.outbox.map((m) => (m.message.type === 'repl-change' ? m.message.seq : -1)), [2]);
   });
 
+  it('a hello that crossed the snapshot it asked for starts no second resync; one a retransmission interval later does', () => {
+    let p = initReplicationPrimary({ module: 'db', self: 'a', epoch: 3, secondaries: ['b'], inSync: [], timings: TIMINGS });
+    const step = (event: ReplicationPrimaryEvent, now: number) => {
+      const r = stepReplicationPrimary(p, event, now);
+      p = r.state;
+      return r.actions.filter((a) => a.type === 'send-snapshot');
+    };
+    const hello = (applied: number): ReplicationPrimaryEvent => ({ type: 'receive', from: 'b', message: { type: 'repl-hello', module: 'db', epoch: 3, dataEpoch: 2, applied } });
+    step({ type: 'change', data: 'w1' }, 0);
+    assert.deepEqual(step(hello(7), 0), [{ type: 'send-snapshot', to: 'b', seq: 1, dataEpoch: 2, applied: 7 }]);
+    // Hellos repeat while the resync runs: asked again, the driver runs one at a time.
+    assert.equal(step(hello(7), 5).length, 1);
+    step({ type: 'snapshot-sent', node: 'b' }, 10);
+    assert.deepEqual(step(hello(7), 20), [], 'the snapshot is on the link, before anything b says after it');
+    assert.equal(step(hello(6), 30).length, 1, 'from elsewhere: a resync it is');
+    step({ type: 'snapshot-sent', node: 'b' }, 40);
+    // The snapshot was lost after all (the network here loses messages without a word): asked again later.
+    assert.equal(step(hello(6), 40 + TIMINGS.retransmitInterval).length, 1);
+    // Acknowledged: done, and a later hello from before it is an ordinary one again.
+    step({ type: 'receive', from: 'b', message: { type: 'repl-ack', module: 'db', epoch: 3, seq: 1 } }, 150);
+    assert.equal(p.secondaries.b!.snapshotting, false);
+    assert.equal(step(hello(6), 160).length, 1);
+  });
+
+  it('a new connection during a resync starts it over from where the secondary stood: records on the old one may be lost', () => {
+    let p = initReplicationPrimary({ module: 'db', self: 'a', epoch: 3, secondaries: ['b'], inSync: [], timings: TIMINGS });
+    const step = (event: ReplicationPrimaryEvent, now: number) => {
+      const r = stepReplicationPrimary(p, event, now);
+      p = r.state;
+      return r.actions.filter((a) => a.type === 'send-snapshot');
+    };
+    step({ type: 'receive', from: 'b', message: { type: 'repl-hello', module: 'db', epoch: 3, dataEpoch: 2, applied: 7 } }, 0);
+    step({ type: 'change', data: 'w1' }, 1);
+    assert.deepEqual(step({ type: 'link', node: 'b', what: 'reconnected' }, 2), [{ type: 'send-snapshot', to: 'b', seq: 1, dataEpoch: 2, applied: 7 }]);
+    // Even once its snapshot is on the link: that went with the old connection too.
+    step({ type: 'snapshot-sent', node: 'b' }, 3);
+    assert.equal(step({ type: 'link', node: 'b', what: 'reconnected' }, 4).length, 1);
+    assert.equal(p.secondaries.b!.snapshotSentAt, undefined);
+    assert.deepEqual(step({ type: 'link', node: 'b', what: 'dropped' }, 5), [], 'a dropped change is not a lost resync');
+  });
+
   it('a restarted secondary applies the change that continues its data at once, and says hello for any other', () => {
     const restarted = initReplicationSecondary({ module: 'db', self: 'b', dataEpoch: 3, applied: 7, epoch: 3 });
     const next = stepReplicationSecondary(restarted, { type: 'receive', from: 'a', message: { type: 'repl-change', module: 'db', epoch: 3, seq: 8, data: 'w8' } }, 0);
