@@ -40,6 +40,7 @@ import { ResyncSource, type ResyncOutcome, type ResyncProgress } from '../replic
 import { ResyncTarget } from '../replication/resync-target.js';
 import { ReadOnlyView, type ViewState } from '../replication/read-only-view.js';
 import { walkTree } from '../replication/tree.js';
+import { TimeSlice } from '../core/time-slice.js';
 
 /** Block data per record: well under the links' frame limit. */
 const MAX_RECORD_BYTES = 1024 * 1024;
@@ -201,7 +202,7 @@ export class MirrorReplication {
     this.history.suspect(found);
     this.suspects = found.length;
     if (found.length > 0) {
-      this.d.emit('REPLICATION_SUSPECTS', `${found.length} path(s) of ${this.d.module.name} changed after the last watermark of this node's history (an unclean stop): they are compared with the primary's at the next resync, and kept aside where they differ`, 'warn');
+      this.d.emit('REPLICATION_SUSPECTS', `${found.length} path(s) of ${this.d.module.name} changed after the last watermark of this node's history (an unclean stop, or changes made while the agent was not running): they are compared with the primary's at the next resync, and kept aside where they differ`, 'warn');
     }
   }
 
@@ -308,7 +309,10 @@ export class MirrorReplication {
 
   /** Ships dirty paths while primary; resolves true if it stopped on a path it could not read. */
   private async pump(): Promise<boolean> {
+    // Small files are read in synchronous calls, and records go out without a turn of the event loop.
+    const slice = new TimeSlice();
     while (this.primaryEpoch !== undefined) {
+      await slice.pause();
       const [next] = this.capture.take(1);
       if (!next) return false;
       await this.d.inFlightRoom();

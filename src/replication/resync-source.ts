@@ -23,6 +23,7 @@
  * it is whole: a secondary never keeps a block the stream believes it has
  * overwritten.
  */
+import { TimeSlice } from '../core/time-slice.js';
 import type { Logger } from '../observe/log.js';
 import type { History, Position, Touched } from './history.js';
 import { pathKey, splitKey } from './history.js';
@@ -30,7 +31,7 @@ import { decodeManifest, describePath, encodeManifestEntry, type ManifestEntry }
 import { hashBlock, readBlocks, readPath, HASH_BYTES, type ReadOutcome } from './path-reader.js';
 import { encodeRecord, type ChangeRecord } from './record.js';
 import { chunks, type ReplResyncManifestMessage, type ResyncMessage } from './resync-messages.js';
-import { walkTree } from './tree.js';
+import { walkTreeSliced } from './tree.js';
 
 /** A secondary that sends nothing of its manifest for this long has gone: the resync stops. */
 const MANIFEST_IDLE_MS = 60_000;
@@ -154,23 +155,38 @@ export class ResyncSource {
     const running: Running = { id, progress: { to, mode: mine ? 'history' : 'full', paths: 0, done: 0, bytes: 0, startedAt: Date.now() }, entries: [], full: false, resolve, timer, aborted: false };
     this.running.set(to, running);
     try {
+      // Tens of thousands of paths are seconds of synchronous work: the event loop gets its turns throughout.
+      const slice = new TimeSlice();
       // Ask for the hashes of what the history knows only as changed whole: maybe only a few blocks differ.
-      const want = mine ? [...mine].filter(([, t]) => t === 'all').map(([k]) => encodeManifestEntry({ ...splitKey(k), own: false, kind: 'query' })) : [];
+      const want: Buffer[] = [];
+      for (const [k, t] of mine ?? []) {
+        if (t === 'all') want.push(encodeManifestEntry({ ...splitKey(k), own: false, kind: 'query' }));
+        await slice.pause();
+      }
       const parts = [...chunks(want)];
       for (let i = 0; i < parts.length; i++) {
         if (!(await this.d.writable(to)) || running.aborted || !this.d.send(to, { type: 'repl-resync-begin', module: this.d.module, epoch, id, common: mine && common ? [common.epoch, common.seq] : null, data: parts[i]!, last: i === parts.length - 1 })) return outcome;
       }
       if (!(await manifestDone)) return outcome;
-      const theirEntries = new Map(running.entries.map((e) => [pathKey(e.root, e.path), e]));
+      const theirEntries = new Map<string, ManifestEntry>();
+      for (const e of running.entries) {
+        theirEntries.set(pathKey(e.root, e.path), e);
+        await slice.pause();
+      }
       const full = !mine || running.full;
       outcome.mode = full ? 'full' : 'history';
       // What to look at: what changed here since the common point and what the secondary changed (all of both trees if unknown).
-      const candidates = new Set<string>([...theirEntries.keys()]);
-      if (full) for (let root = 0; root < this.d.roots.length; root++) for (const path of walkTree(this.d.roots[root]!)) candidates.add(pathKey(root, path));
-      else for (const k of mine!.keys()) candidates.add(k);
+      const candidates = new Set<string>(theirEntries.keys());
+      if (full) {
+        for (let root = 0; root < this.d.roots.length; root++) {
+          for await (const path of walkTreeSliced(this.d.roots[root]!, slice)) candidates.add(pathKey(root, path));
+        }
+      } else for (const k of mine!.keys()) candidates.add(k);
       running.progress = { ...running.progress, mode: outcome.mode, paths: candidates.size };
       let told = Date.now();
       for (const key of [...candidates].sort()) {
+        // Paths that need no read of their contents (directories, identical files) go in microtasks only.
+        await slice.pause();
         const { root, path } = splitKey(key);
         const sent = await this.sendPath(running, epoch, root, path, theirEntries.get(key), full ? undefined : mine!.get(key), outcome);
         if (!sent) {

@@ -22,7 +22,8 @@ import { pathKey, splitKey } from './history.js';
 import { decodeManifest, describePath, encodeManifestEntry, type ManifestEntry } from './manifest.js';
 import type { ChangeRecord } from './record.js';
 import { chunks, type ReplResyncBeginMessage, type ReplResyncManifestMessage } from './resync-messages.js';
-import { walkTree } from './tree.js';
+import { walkTreeSliced } from './tree.js';
+import { TimeSlice } from '../core/time-slice.js';
 
 export interface ResyncTargetDeps {
   readonly module: string;
@@ -80,16 +81,26 @@ export class ResyncTarget {
     if (!msg.last) return;
     const mine = r.common ? this.d.history.changesSince(r.common) : undefined;
     const entries: ManifestEntry[] = [];
+    const slice = new TimeSlice();
     if (mine) {
       r.own = new Set(mine.keys());
       for (const k of mine.keys()) {
         const { root, path } = splitKey(k);
         entries.push(await describePath(this.d.roots, root, path, true));
+        await slice.pause();
       }
-      for (const q of r.queries) if (!mine.has(pathKey(q.root, q.path))) entries.push(await describePath(this.d.roots, q.root, q.path, false));
+      for (const q of r.queries) {
+        if (!mine.has(pathKey(q.root, q.path))) entries.push(await describePath(this.d.roots, q.root, q.path, false));
+        await slice.pause();
+      }
     } else {
       r.own = 'all';
-      for (let root = 0; root < this.d.roots.length; root++) for (const path of walkTree(this.d.roots[root]!)) entries.push(await describePath(this.d.roots, root, path, true));
+      for (let root = 0; root < this.d.roots.length; root++) {
+        for await (const path of walkTreeSliced(this.d.roots[root]!, slice)) {
+          entries.push(await describePath(this.d.roots, root, path, true));
+          await slice.pause();
+        }
+      }
     }
     r.ownParents = new Set();
     if (r.own !== 'all') {

@@ -207,6 +207,28 @@ test('a file replaced while it is being shipped is reported, and shipping it aga
   }
 });
 
+test('a batch of directories (a new tree, a resync) applies as the same records one by one: modes, existing ones, a file or symlink in the way', async () => {
+  const p = pair();
+  try {
+    for (const d of ['a', 'a/b', 'a/b/c', 'x', 'x/y', 'z']) mkdirSync(join(p.primary, d));
+    chmodSync(join(p.primary, 'a/b'), 0o700);
+    chmodSync(join(p.primary, 'z'), 0o750);
+    // On the secondary: z exists with another mode, x is a file and x/y would go under it, a is a symlink elsewhere.
+    mkdirSync(join(p.secondary, 'z'), { mode: 0o777 });
+    writeFileSync(join(p.secondary, 'x'), 'in the way');
+    const elsewhere = mkdtempSync(join(tmpdir(), 'skyha-dp-elsewhere-'));
+    symlinkSync(elsewhere, join(p.secondary, 'a'));
+    const batch: Buffer[] = [];
+    for (const d of ['a', 'a/b', 'a/b/c', 'x', 'x/y', 'z']) batch.push(...(await read(p, d)));
+    await p.applier.applyBatch(batch.map((bytes) => ({ bytes, record: decodeRecord(bytes, 1) })));
+    assert.deepEqual(snapshot(p.secondary), snapshot(p.primary));
+    assert.deepEqual(readdirSync(elsewhere), [], 'nothing made through the symlink');
+    rmSync(elsewhere, { recursive: true, force: true });
+  } finally {
+    p.cleanup();
+  }
+});
+
 test('a patch interrupted by a crash is replayed from the intent journal', async () => {
   const p = pair();
   try {
