@@ -44,6 +44,22 @@ export interface SecondaryTrack {
   snapshotSentAt?: number;
   /** Retransmissions since the last progress: each one doubles the wait before the next (up to 8×). */
   retries?: number;
+  /** When its acknowledgements last advanced: lag counts from here, or from its oldest unacknowledged change if later. */
+  lastAckAt?: number;
+}
+
+/**
+ * Since when `t` has made no progress on what it has not acknowledged: its
+ * oldest unacknowledged change (or, that one already out of the memory
+ * window while in flight, the oldest still in it), or its last advancing
+ * acknowledgement if later. A secondary slower than the writes but still
+ * acknowledging stays in sync (flow control holds the primary back, and
+ * barriers wait for it); one that stops for lagTimeout is lagging.
+ */
+function stalledSince(t: SecondaryTrack, s: ReplicationPrimaryState): number | undefined {
+  if (t.acked >= s.seq) return undefined;
+  const oldest = s.log.find((c) => c.seq === t.acked + 1) ?? s.log[0];
+  return oldest === undefined ? undefined : Math.max(oldest.at, t.lastAckAt ?? -Infinity);
 }
 
 /** When the unacknowledged changes of `t` are due to be sent again. */
@@ -216,7 +232,7 @@ function onMessage(out: Out, from: string, msg: ReplicationMessage, now: number)
     const acked = Math.max(t.acked, Math.min(msg.seq, s.seq));
     // An ack is a true statement about this epoch's history, so it counts even mid-snapshot;
     // housekeeping ends the snapshot once the secondary acknowledged anything. An advancing ack is progress.
-    track(out, from, { acked, connected: true, sent: Math.max(t.sent ?? -1, acked), ...(acked > t.acked ? { lastSentAt: now, retries: 0 } : {}) });
+    track(out, from, { acked, connected: true, sent: Math.max(t.sent ?? -1, acked), ...(acked > t.acked ? { lastSentAt: now, retries: 0, lastAckAt: now } : {}) });
     const after = out.state.secondaries[from]!;
     // Catching up (some changes not sent yet) and progress: keep its window full rather than wait for the retransmit
     // interval after each window. Behind otherwise: resend, at most once per retransmit interval (a burst of
@@ -318,11 +334,11 @@ function housekeeping(out: Out, now: number): void {
   const desired: string[] = [];
   for (const [n, t] of Object.entries(out.state.secondaries)) {
     const caughtUp = t.connected && !t.snapshotting && t.acked === out.state.seq;
-    // Its oldest unacknowledged change, or (that one already out of the window: big changes in flight) the oldest
-    // still in it. Counting such a secondary lagging at once made it flap in and out of sync during a burst of
-    // large files, a record commit — an fsync on every voter — each time.
-    const oldestUnacked = t.acked < out.state.seq ? (out.state.log.find((c) => c.seq === t.acked + 1) ?? out.state.log[0]) : undefined;
-    const lagging = !t.connected || t.snapshotting || t.acked < 0 || (oldestUnacked !== undefined && now - oldestUnacked.at >= s.timings.lagTimeout);
+    // Lagging once it has made no progress for lagTimeout. Counting from its oldest unacknowledged change alone made
+    // a secondary that kept acknowledging, behind the fsyncs of a burst of big files, flap in and out of sync: a
+    // record commit (an fsync on every voter) each time, and barriers without an in-sync secondary meanwhile.
+    const stalled = stalledSince(t, out.state);
+    const lagging = !t.connected || t.snapshotting || t.acked < 0 || (stalled !== undefined && now - stalled >= s.timings.lagTimeout);
     if (caughtUp || (out.state.committedInSync.includes(n) && !lagging)) desired.push(n);
   }
   desired.sort();
@@ -365,9 +381,9 @@ function housekeeping(out: Out, now: number): void {
   for (const b of remaining) at = Math.min(at, b.deadline);
   for (const t of Object.values(out.state.secondaries)) {
     if (!t.connected || t.acked < 0 || t.acked >= out.state.seq) continue;
-    const c = out.state.log.find((x) => x.seq === t.acked + 1) ?? out.state.log[0];
+    const stalled = stalledSince(t, out.state);
     // Only deadlines still ahead: one already passed has been acted on.
-    if (c && c.at + s.timings.lagTimeout > now) at = Math.min(at, c.at + s.timings.lagTimeout);
+    if (stalled !== undefined && stalled + s.timings.lagTimeout > now) at = Math.min(at, stalled + s.timings.lagTimeout);
     if (!t.snapshotting) at = Math.min(at, Math.max(retransmitAt(t, s.timings), now + 1));
   }
   if (at < Infinity) out.actions.push({ type: 'wake', at: Math.max(at, now) });

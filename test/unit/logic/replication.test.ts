@@ -119,6 +119,24 @@ describe('replication: primary and secondaries', () => {
     assert.equal(rig.barrier('x')?.ok, true);
   });
 
+  it('a secondary slower than the writes but still acknowledging stays in sync; once it stops for lagTimeout it is lagging', () => {
+    let p = initReplicationPrimary({ module: 'db', self: 'a', epoch: 1, secondaries: ['b'], inSync: ['b'], timings: TIMINGS });
+    const proposals: string[] = [];
+    const step = (event: ReplicationPrimaryEvent, now: number) => {
+      const r = stepReplicationPrimary(p, event, now);
+      p = r.state;
+      for (const a of r.actions) if (a.type === 'propose-in-sync') proposals.push(a.inSync.join());
+    };
+    step({ type: 'receive', from: 'b', message: { type: 'repl-hello', module: 'db', epoch: 1, dataEpoch: 1, applied: 0 } }, 0);
+    for (let i = 0; i < 10; i++) step({ type: 'change', data: `w${i + 1}` }, 0);
+    // One acknowledgement every 200 ms: its oldest unacknowledged change is soon older than lagTimeout (500 ms).
+    for (let seq = 1; seq <= 5; seq++) step({ type: 'receive', from: 'b', message: { type: 'repl-ack', module: 'db', epoch: 1, seq } }, seq * 200);
+    step({ type: 'tick' }, 1000 + TIMINGS.lagTimeout - 1);
+    assert.deepEqual(proposals, [], 'still in sync: it keeps making progress');
+    step({ type: 'tick' }, 1000 + TIMINGS.lagTimeout);
+    assert.deepEqual(proposals, [''], 'no progress for lagTimeout: out of sync');
+  });
+
   it('a barrier also waits for the members of a proposed in-sync set that is not committed yet', () => {
     const rig = new Rig(['b', 'c']);
     rig.p({ type: 'committed', inSync: ['c'] }); // b's addition (proposed) is not committed
