@@ -65,13 +65,16 @@ export class ResyncTarget {
   /** A chunk of the primary's begin; the last one starts the manifest. */
   async begin(msg: ReplResyncBeginMessage): Promise<void> {
     if (!this.incoming || this.incoming.id !== msg.id) {
+      // A resync that replaces a stopped one (its connection was replaced) keeps what that one set aside: the end
+      // of this one reports it, and a path already kept is not kept again over the primary's version.
+      const stopped = this.incoming?.aside.size ? this.incoming : undefined;
       this.incoming = {
         id: msg.id,
         epoch: msg.epoch,
         common: msg.common ? { epoch: msg.common[0], seq: msg.common[1] } : undefined,
         queries: [],
-        aside: new Set(),
-        folder: join(this.d.stateDir, 'conflicts', new Date().toISOString().replace(/[:.]/g, '-')),
+        aside: stopped?.aside ?? new Set(),
+        folder: stopped?.folder ?? join(this.d.stateDir, 'conflicts', new Date().toISOString().replace(/[:.]/g, '-')),
         records: 0,
         bytes: 0,
       };

@@ -1,0 +1,54 @@
+/**
+ * The secondary's side of a resync on a real tree: what it changed itself
+ * is kept aside before a record replaces it, and a resync that replaces a
+ * stopped one (its connection was replaced) reports what that one kept.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { History } from '../../../src/replication/history.js';
+import type { ReplResyncManifestMessage } from '../../../src/replication/resync-messages.js';
+import { ResyncTarget } from '../../../src/replication/resync-target.js';
+
+test('a resync that replaces a stopped one reports what that one kept aside, and does not keep it again', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'skyha-resync-tgt-'));
+  const root = join(dir, 'data');
+  mkdirSync(root);
+  writeFileSync(join(root, 'mine.txt'), 'written here, never replicated');
+  const history = new History({ path: join(dir, 'history') });
+  const manifests: ReplResyncManifestMessage[] = [];
+  const events: string[] = [];
+  const target = new ResyncTarget({
+    module: 'db',
+    roots: [root],
+    writeRoots: () => [root],
+    history,
+    stateDir: dir,
+    send: (m) => (manifests.push(m), true),
+    writable: async () => true,
+    emit: (reason, text) => events.push(`${reason}: ${text}`),
+  });
+  const theirs = { kind: 'file' as const, root: 0, path: 'mine.txt', mode: 0o644, uid: 0, gid: 0, mtimeMs: 0, size: 7, staged: true, first: true, last: true, blocks: [{ index: 0, data: Buffer.from('primary') }] };
+  try {
+    // No common point: the whole tree is its own.
+    await target.begin({ type: 'repl-resync-begin', module: 'db', epoch: 4, id: '4.1', common: null, data: Buffer.alloc(0), last: true });
+    assert.equal(manifests.at(-1)?.full, true);
+    await target.beforeApply(theirs, 100);
+    writeFileSync(join(root, 'mine.txt'), 'primary'); // the record applied
+    // Its connection was replaced: the primary starts over.
+    await target.begin({ type: 'repl-resync-begin', module: 'db', epoch: 4, id: '4.2', common: null, data: Buffer.alloc(0), last: true });
+    await target.beforeApply(theirs, 100);
+    target.finish({ epoch: 4, seq: 9 });
+    assert.equal(target.last?.conflicts, 1);
+    const folder = target.last?.folder;
+    assert.ok(folder);
+    assert.deepEqual(readdirSync(join(folder, '0')), ['mine.txt']);
+    assert.equal(readFileSync(join(folder, '0', 'mine.txt'), 'utf8'), 'written here, never replicated', 'the first copy, not the primary version over it');
+    assert.match(events.join('\n'), /REPLICATION_RESYNC_CONFLICT: .*mine\.txt/);
+  } finally {
+    history.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
