@@ -207,16 +207,25 @@ for (const engine of ['builtin', 'haproxy'] as const) {
 
     it('drain n3: requests in flight there finish, no new ones go there; ready brings it back', async () => {
       const gateUrl = `http://${bed.host('n1').address}:${GATE_PORT}`;
-      // Slow requests from the client host spread over the three nodes; some are on n3 when it drains.
-      const slow = bed.spawn('c', process.execPath, ['-e', `Promise.all(Array.from({length: 9}, () => fetch('${gateUrl}/slow?ms=1500').then(async (r) => [r.status, (await r.json()).node]))).then((x) => console.log(JSON.stringify(x)), (e) => { console.error(e); process.exit(1); })`]);
-      let seen: unknown;
-      await waitFor('slow requests in flight on n3', async () => {
-        seen = await gateOf('n1');
-        return ((seen as Awaited<ReturnType<typeof gateOf>>)?.backends.find((b) => b.node === 'n3')?.activeRequests ?? 0) > 0;
-      }, { deadline: 5000, every: 10 }).catch((err: Error) => {
-        // A flake seen about once in four full runs: say what the gate thought of each node.
-        throw new Error(`${err.message}; n1's gate: ${JSON.stringify(seen)}`);
-      });
+      // Slow requests from the client host spread over the three nodes; some are on n3 when it drains. A batch may
+      // miss n3 altogether (about once in four full runs, the gate had just taken it back into its pool, and none of
+      // the nine went there): another batch then, at most three, each said in the output.
+      const batch = () => bed.spawn('c', process.execPath, ['-e', `Promise.all(Array.from({length: 9}, () => fetch('${gateUrl}/slow?ms=1500').then(async (r) => [r.status, (await r.json()).node]))).then((x) => console.log(JSON.stringify(x)), (e) => { console.error(e); process.exit(1); })`]);
+      let slow = batch();
+      for (let attempt = 1; ; attempt++) {
+        let seen: unknown;
+        const onN3 = await waitFor('slow requests in flight on n3', async () => {
+          seen = await gateOf('n1');
+          return ((seen as Awaited<ReturnType<typeof gateOf>>)?.backends.find((b) => b.node === 'n3')?.activeRequests ?? 0) > 0;
+        }, { deadline: 3000, every: 10 }).then(() => true, (err: Error) => {
+          if (attempt === 3) throw new Error(`${err.message}, in three batches; n1's gate: ${JSON.stringify(seen)}`);
+          process.stdout.write(`# batch ${attempt} of slow requests missed n3; n1's gate: ${JSON.stringify(seen)}\n`);
+          return false;
+        });
+        if (onN3) break;
+        await slow.waitOutput(/^\[.*\]$/m, { deadline: 10_000 });
+        slow = batch();
+      }
       const before = await gateOf('n1');
       const drain = spawnSync(process.execPath, [SKYHA_BIN, 'drain', 'web', '--node', 'n3', '--config', join(dir, 'skyha.yaml')], { encoding: 'utf8' });
       assert.equal(drain.status, 0, drain.stderr);
