@@ -10,15 +10,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 
 const CLI = fileURLToPath(new URL('../../src/sim/cli.js', import.meta.url));
 const SEED = process.env.SKYHA_SIM_SEED ?? '20261123';
-// Shorter than the command's default runs, so that 10,000 fit in a few minutes on two cores. The test runner runs
-// one file at a time there, so the schedules get every core (the result does not depend on the number of workers).
-const TIMING = ['--duration', '6000', '--quiet', '3000', '--workers', String(availableParallelism())];
+// Shorter than the command's default runs, so that 10,000 fit in a few minutes on two cores.
+const TIMING = ['--duration', '6000', '--quiet', '3000'];
 
 function sim(args: string[]): { code: number | null; out: string } {
   const r = spawnSync(process.execPath, [CLI, ...args, ...TIMING], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, timeout: 10 * 60_000 });
