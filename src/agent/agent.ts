@@ -363,6 +363,7 @@ export class Agent {
         seq: () => this.driver.current.modules[m.name]?.primary?.seq,
         send: (to, message) => this.links.send(to, message),
         writable: (to) => this.links.whenWritable(to, REPLICATION_PENDING_BYTES),
+        connection: (to) => this.links.connection(to),
         writableAll: async () => {
           await Promise.all(others.map((n) => this.links.whenWritable(n, REPLICATION_PENDING_BYTES)));
         },

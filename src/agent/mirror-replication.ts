@@ -61,6 +61,8 @@ export interface MirrorReplicationDeps {
   change(data: Buffer): void;
   /** The primary machine's last seq (undefined: not primary). */
   seq(): number | undefined;
+  /** The connection to a node that messages go on now (TlsLinks.connection). */
+  connection(to: string): number | undefined;
   /** Out-of-band messages (a resync) to a node; false if dropped. */
   send(to: string, message: ResyncMessage): boolean;
   /** Resolves when the link to `to` can take more (false: no link). */
@@ -141,6 +143,7 @@ export class MirrorReplication {
       log: d.log,
       send: d.send,
       writable: d.writable,
+      connection: d.connection,
       exclusive: (fn) => this.exclusive(fn),
       streamHashes: this.hashes,
       recapture: (root, path) => this.capture.mark(root, path),
@@ -249,6 +252,8 @@ export class MirrorReplication {
     if (this.primaryEpoch === epoch) return;
     // Writable for the application before it starts.
     this.view.release();
+    // A resync this node was receiving will not finish: what it set aside is reported, and is this node's to keep.
+    this.target.abandon();
     this.history.start(epoch, from);
     this.stagedFrom = undefined;
     // What the applier wrote as a secondary is not a change to ship.

@@ -166,6 +166,8 @@ interface Outbound {
   /** Failed dials since the last success: the backoff exponent. */
   attempt: number;
   everConnected: boolean;
+  /** Counts the connections made: what was sent on an earlier one may be lost once this changes. */
+  generation: number;
   retry: NodeJS.Timeout | undefined;
   handshakeTimer: NodeJS.Timeout | undefined;
   lastSentAt: number;
@@ -320,6 +322,7 @@ export class TlsLinks<M> implements Transport<M> {
         tcpConnected: false,
         attempt: 0,
         everConnected: false,
+        generation: 0,
         retry: undefined,
         handshakeTimer: undefined,
         lastSentAt: 0,
@@ -474,6 +477,16 @@ export class TlsLinks<M> implements Transport<M> {
    * `to` (at once if so already), false if there is no connection: bulk
    * senders (a resync) wait here instead of having messages dropped.
    */
+  /**
+   * Which connection to `to` messages go on now (it changes with every new
+   * one), or undefined while there is none: a sender of unnumbered messages
+   * that sees it change knows some may be lost.
+   */
+  connection(to: string): number | undefined {
+    const p = this.outbounds.get(to);
+    return p?.state === 'connected' ? p.generation : undefined;
+  }
+
   async whenWritable(to: string, below: number): Promise<boolean> {
     for (;;) {
       const p = this.outbounds.get(to);
@@ -602,6 +615,7 @@ export class TlsLinks<M> implements Transport<M> {
     if (p.handshakeTimer) clearTimeout(p.handshakeTimer);
     p.handshakeTimer = undefined;
     p.state = 'connected';
+    p.generation++;
     p.attempt = 0;
     p.lastSentAt = now();
     this.counters.connects++;

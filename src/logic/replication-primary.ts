@@ -48,18 +48,25 @@ export interface SecondaryTrack {
   lastAckAt?: number;
 }
 
+/** A secondary still acknowledging is lagging all the same once its oldest unacknowledged change is this many lagTimeouts old. */
+export const MAX_LAG_TIMEOUTS = 10;
+
 /**
- * Since when `t` has made no progress on what it has not acknowledged: its
- * oldest unacknowledged change (or, that one already out of the memory
- * window while in flight, the oldest still in it), or its last advancing
- * acknowledgement if later. A secondary slower than the writes but still
- * acknowledging stays in sync (flow control holds the primary back, and
- * barriers wait for it); one that stops for lagTimeout is lagging.
+ * When `t` becomes lagging, unless it acknowledges more: lagTimeout after
+ * the later of its oldest unacknowledged change (or, that one already out
+ * of the memory window while in flight, the oldest still in it) and its
+ * last advancing acknowledgement — but no later than MAX_LAG_TIMEOUTS
+ * lagTimeouts after that change. A secondary slower than the writes but
+ * still acknowledging stays in sync for a while (flow control holds the
+ * primary back, and barriers wait for it); one that stops for lagTimeout,
+ * or falls that far behind, is lagging.
  */
-function stalledSince(t: SecondaryTrack, s: ReplicationPrimaryState): number | undefined {
+function lagDeadline(t: SecondaryTrack, s: ReplicationPrimaryState): number | undefined {
   if (t.acked >= s.seq) return undefined;
   const oldest = s.log.find((c) => c.seq === t.acked + 1) ?? s.log[0];
-  return oldest === undefined ? undefined : Math.max(oldest.at, t.lastAckAt ?? -Infinity);
+  if (oldest === undefined) return undefined;
+  const lag = s.timings.lagTimeout;
+  return Math.min(Math.max(oldest.at, t.lastAckAt ?? -Infinity) + lag, oldest.at + MAX_LAG_TIMEOUTS * lag);
 }
 
 /** When the unacknowledged changes of `t` are due to be sent again. */
@@ -177,8 +184,12 @@ export function stepReplicationPrimary(state: ReplicationPrimaryState, event: Re
       const t = s().secondaries[event.node];
       if (t?.connected && t.snapshotting && t.snapshotOf && event.what === 'reconnected') {
         // A resync's records carry no numbers: some may have gone with the old connection, and the snapshot's
-        // position must not claim them. The driver stopped that resync; this one starts over on the new connection.
-        snapshot(out, event.node, t.snapshotOf, now);
+        // position must not claim them. The driver stopped that resync (it checks the connection before every
+        // record and before it counts as done); this one starts over on the new connection. One already done
+        // is not started again: its snapshot may have arrived (an acknowledgement follows), and if it went with
+        // the old connection, the secondary's next hello is no longer taken as one that crossed it.
+        if (t.snapshotSentAt === undefined) snapshot(out, event.node, t.snapshotOf, now);
+        else track(out, event.node, { snapshotSentAt: undefined });
         break;
       }
       // Whatever it has not acknowledged, sent or not (a drop before the reconnection already took `sent` back).
@@ -337,8 +348,8 @@ function housekeeping(out: Out, now: number): void {
     // Lagging once it has made no progress for lagTimeout. Counting from its oldest unacknowledged change alone made
     // a secondary that kept acknowledging, behind the fsyncs of a burst of big files, flap in and out of sync: a
     // record commit (an fsync on every voter) each time, and barriers without an in-sync secondary meanwhile.
-    const stalled = stalledSince(t, out.state);
-    const lagging = !t.connected || t.snapshotting || t.acked < 0 || (stalled !== undefined && now - stalled >= s.timings.lagTimeout);
+    const deadline = lagDeadline(t, out.state);
+    const lagging = !t.connected || t.snapshotting || t.acked < 0 || (deadline !== undefined && now >= deadline);
     if (caughtUp || (out.state.committedInSync.includes(n) && !lagging)) desired.push(n);
   }
   desired.sort();
@@ -381,9 +392,9 @@ function housekeeping(out: Out, now: number): void {
   for (const b of remaining) at = Math.min(at, b.deadline);
   for (const t of Object.values(out.state.secondaries)) {
     if (!t.connected || t.acked < 0 || t.acked >= out.state.seq) continue;
-    const stalled = stalledSince(t, out.state);
+    const deadline = lagDeadline(t, out.state);
     // Only deadlines still ahead: one already passed has been acted on.
-    if (stalled !== undefined && stalled + s.timings.lagTimeout > now) at = Math.min(at, stalled + s.timings.lagTimeout);
+    if (deadline !== undefined && deadline > now) at = Math.min(at, deadline);
     if (!t.snapshotting) at = Math.min(at, Math.max(retransmitAt(t, s.timings), now + 1));
   }
   if (at < Infinity) out.actions.push({ type: 'wake', at: Math.max(at, now) });

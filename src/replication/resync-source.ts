@@ -44,6 +44,8 @@ export interface ResyncSourceDeps {
   readonly log: Logger;
   send(to: string, message: ResyncMessage): boolean;
   writable(to: string): Promise<boolean>;
+  /** The connection to `to` messages go on now (see TlsLinks.connection); a resync ends if it changes. */
+  connection(to: string): number | undefined;
   /** Runs `fn` while no other path is being read for the change stream. */
   exclusive<T>(fn: () => Promise<T>): Promise<T>;
   /** The block hashes the change stream assumes the secondaries have, by path key. */
@@ -85,6 +87,8 @@ interface Running {
   timer: NodeJS.Timeout;
   /** Stopped from outside: nothing more of it goes on the link. */
   aborted: boolean;
+  /** The connection its begin went on: its records carry no numbers, so they must all go on that one. */
+  connection?: number | undefined;
 }
 
 export class ResyncSource {
@@ -164,8 +168,10 @@ export class ResyncSource {
         await slice.pause();
       }
       const parts = [...chunks(want)];
+      if (!(await this.d.writable(to))) return outcome;
+      running.connection = this.d.connection(to);
       for (let i = 0; i < parts.length; i++) {
-        if (!(await this.d.writable(to)) || running.aborted || !this.d.send(to, { type: 'repl-resync-begin', module: this.d.module, epoch, id, common: mine && common ? [common.epoch, common.seq] : null, data: parts[i]!, last: i === parts.length - 1 })) return outcome;
+        if (!(await this.d.writable(to)) || this.stopped(running) || !this.d.send(to, { type: 'repl-resync-begin', module: this.d.module, epoch, id, common: mine && common ? [common.epoch, common.seq] : null, data: parts[i]!, last: i === parts.length - 1 })) return outcome;
       }
       if (!(await manifestDone)) return outcome;
       const theirEntries = new Map<string, ManifestEntry>();
@@ -190,7 +196,7 @@ export class ResyncSource {
         const { root, path } = splitKey(key);
         const sent = await this.sendPath(running, epoch, root, path, theirEntries.get(key), full ? undefined : mine!.get(key), outcome);
         if (!sent) {
-          this.d.emit('REPLICATION_RESYNC_ABORTED', `resync of ${this.d.module} to ${to} stopped after ${outcome.records} records: ${running.aborted ? 'its connection was replaced (it starts over)' : 'the link is gone'}`, 'warn');
+          this.d.emit('REPLICATION_RESYNC_ABORTED', `resync of ${this.d.module} to ${to} stopped after ${outcome.records} records: ${this.d.connection(to) === undefined ? 'the link is gone' : 'its connection was replaced (it starts over)'}`, 'warn');
           return outcome;
         }
         outcome.paths++;
@@ -201,6 +207,8 @@ export class ResyncSource {
           this.d.emit('REPLICATION_RESYNC_PROGRESS', `resync of ${this.d.module} to ${to}: ${Math.floor((100 * outcome.paths) / candidates.size)} % (${outcome.paths}/${candidates.size} paths, ${outcome.bytes} bytes sent)`);
         }
       }
+      // Stopped, or its connection replaced, while the last path was being closed: not complete after all.
+      if (this.stopped(running)) return outcome;
       outcome.complete = true;
       this.totals.resyncs++;
       this.last = { ...outcome, to, at: Date.now() };
@@ -215,13 +223,18 @@ export class ResyncSource {
     }
   }
 
+  /** Stopped from outside, or its connection is not the one its begin went on (the links' onUp may come later). */
+  private stopped(r: Running): boolean {
+    return r.aborted || r.connection === undefined || this.d.connection(r.progress.to) !== r.connection;
+  }
+
   /** Sends one path; false if the link went away or the resync was stopped. */
   private async sendPath(running: Running, epoch: number, root: number, path: string, theirs: ManifestEntry | undefined, touched: Touched | undefined, outcome: ResyncOutcome): Promise<boolean> {
     const key = pathKey(root, path);
     const to = running.progress.to;
     const o = { roots: this.d.roots, maxRecordBytes: this.d.maxRecordBytes };
     return this.d.exclusive(async () => {
-      if (running.aborted) return false;
+      if (this.stopped(running)) return false;
       let gen: AsyncGenerator<ChangeRecord, ReadOutcome>;
       let identical: Buffer | undefined;
       if (theirs?.kind === 'file' && theirs.hashes) {
@@ -248,7 +261,7 @@ export class ResyncSource {
           for (const b of record.blocks) sentBlocks.set(b.index, Buffer.from(b.data));
         }
         const data = encodeRecord(record);
-        if (!(await this.d.writable(to)) || running.aborted || !this.d.send(to, { type: 'repl-resync', module: this.d.module, epoch, id: running.id, data })) {
+        if (!(await this.d.writable(to)) || this.stopped(running) || !this.d.send(to, { type: 'repl-resync', module: this.d.module, epoch, id: running.id, data })) {
           await gen.return({ changedWhileReading: false });
           return false;
         }

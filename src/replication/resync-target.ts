@@ -65,9 +65,11 @@ export class ResyncTarget {
   /** A chunk of the primary's begin; the last one starts the manifest. */
   async begin(msg: ReplResyncBeginMessage): Promise<void> {
     if (!this.incoming || this.incoming.id !== msg.id) {
-      // A resync that replaces a stopped one (its connection was replaced) keeps what that one set aside: the end
-      // of this one reports it, and a path already kept is not kept again over the primary's version.
-      const stopped = this.incoming?.aside.size ? this.incoming : undefined;
+      // A resync that replaces a stopped one of the same primary (its connection was replaced) keeps what that one
+      // set aside: the end of this one reports it, and a path already kept is not kept again over the primary's
+      // version. One of another epoch is reported now and forgotten: what this node wrote since is its own again.
+      const stopped = this.incoming?.aside.size && this.incoming.epoch === msg.epoch ? this.incoming : undefined;
+      if (!stopped) this.abandon();
       this.incoming = {
         id: msg.id,
         epoch: msg.epoch,
@@ -159,8 +161,19 @@ export class ResyncTarget {
     if (!r) return;
     this.totals.records += r.records;
     this.totals.bytes += r.bytes;
-    this.totals.conflicts += r.aside.size;
     this.last = { at: Date.now(), records: r.records, bytes: r.bytes, conflicts: r.aside.size, full: r.own === 'all', ...(r.aside.size ? { folder: r.folder } : {}) };
+    this.report(r);
+  }
+
+  /** A resync that will not finish (another primary's begins, or this node is promoted): what it set aside is reported. */
+  abandon(): void {
+    const r = this.incoming;
+    this.incoming = undefined;
+    if (r) this.report(r);
+  }
+
+  private report(r: Incoming): void {
+    this.totals.conflicts += r.aside.size;
     if (r.aside.size > 0) {
       const list = [...r.aside].map((k) => {
         const { root, path } = splitKey(k);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ReplicationMessage } from '../../../src/logic/replication-messages.js';
-import { initReplicationPrimary, REPLICATION_REASONS as R, stepReplicationPrimary, type ReplicationPrimaryAction, type ReplicationPrimaryEvent, type ReplicationPrimaryState } from '../../../src/logic/replication-primary.js';
+import { initReplicationPrimary, MAX_LAG_TIMEOUTS, REPLICATION_REASONS as R, stepReplicationPrimary, type ReplicationPrimaryAction, type ReplicationPrimaryEvent, type ReplicationPrimaryState } from '../../../src/logic/replication-primary.js';
 import { initReplicationSecondary, stepReplicationSecondary, type ReplicationSecondaryState } from '../../../src/logic/replication-secondary.js';
 
 const TIMINGS = { lagTimeout: 500, retransmitInterval: 100, maxLog: 1000 };
@@ -135,6 +135,25 @@ describe('replication: primary and secondaries', () => {
     assert.deepEqual(proposals, [], 'still in sync: it keeps making progress');
     step({ type: 'tick' }, 1000 + TIMINGS.lagTimeout);
     assert.deepEqual(proposals, [''], 'no progress for lagTimeout: out of sync');
+  });
+
+  it('a secondary that keeps acknowledging but falls MAX_LAG_TIMEOUTS lagTimeouts behind is lagging all the same', () => {
+    let p = initReplicationPrimary({ module: 'db', self: 'a', epoch: 1, secondaries: ['b'], inSync: ['b'], timings: TIMINGS });
+    const proposals: string[] = [];
+    const step = (event: ReplicationPrimaryEvent, now: number) => {
+      const r = stepReplicationPrimary(p, event, now);
+      p = r.state;
+      for (const a of r.actions) if (a.type === 'propose-in-sync') proposals.push(a.inSync.join());
+    };
+    step({ type: 'receive', from: 'b', message: { type: 'repl-hello', module: 'db', epoch: 1, dataEpoch: 1, applied: 0 } }, 0);
+    const total = 2 * MAX_LAG_TIMEOUTS * 2;
+    for (let i = 0; i < total; i++) step({ type: 'change', data: `w${i + 1}` }, 0);
+    // One acknowledgement per half lagTimeout: never stalled, ever further behind the change it has not acknowledged.
+    let seq = 0;
+    for (let now = TIMINGS.lagTimeout / 2; now < MAX_LAG_TIMEOUTS * TIMINGS.lagTimeout; now += TIMINGS.lagTimeout / 2) step({ type: 'receive', from: 'b', message: { type: 'repl-ack', module: 'db', epoch: 1, seq: Math.min(++seq, total - 1) } }, now);
+    assert.deepEqual(proposals, []);
+    step({ type: 'tick' }, MAX_LAG_TIMEOUTS * TIMINGS.lagTimeout);
+    assert.deepEqual(proposals, [''], 'too far behind: out of sync');
   });
 
   it('a barrier also waits for the members of a proposed in-sync set that is not committed yet', () => {
@@ -343,7 +362,7 @@ describe('replication: primary and secondaries', () => {
     assert.equal(step(hello(6), 160).length, 1);
   });
 
-  it('a new connection during a resync starts it over from where the secondary stood: records on the old one may be lost', () => {
+  it('a new connection during a resync starts it over from where the secondary stood: records on the old one may be lost; one already done is not', () => {
     let p = initReplicationPrimary({ module: 'db', self: 'a', epoch: 3, secondaries: ['b'], inSync: [], timings: TIMINGS });
     const step = (event: ReplicationPrimaryEvent, now: number) => {
       const r = stepReplicationPrimary(p, event, now);
@@ -353,11 +372,13 @@ describe('replication: primary and secondaries', () => {
     step({ type: 'receive', from: 'b', message: { type: 'repl-hello', module: 'db', epoch: 3, dataEpoch: 2, applied: 7 } }, 0);
     step({ type: 'change', data: 'w1' }, 1);
     assert.deepEqual(step({ type: 'link', node: 'b', what: 'reconnected' }, 2), [{ type: 'send-snapshot', to: 'b', seq: 1, dataEpoch: 2, applied: 7 }]);
-    // Even once its snapshot is on the link: that went with the old connection too.
+    // One already done is not started again (its snapshot may have arrived), but a hello from the same place then asks
+    // for a new one at once: the snapshot may have gone with the old connection.
     step({ type: 'snapshot-sent', node: 'b' }, 3);
-    assert.equal(step({ type: 'link', node: 'b', what: 'reconnected' }, 4).length, 1);
+    assert.deepEqual(step({ type: 'link', node: 'b', what: 'reconnected' }, 4), []);
     assert.equal(p.secondaries.b!.snapshotSentAt, undefined);
-    assert.deepEqual(step({ type: 'link', node: 'b', what: 'dropped' }, 5), [], 'a dropped change is not a lost resync');
+    assert.equal(step({ type: 'receive', from: 'b', message: { type: 'repl-hello', module: 'db', epoch: 3, dataEpoch: 2, applied: 7 } }, 5).length, 1);
+    assert.deepEqual(step({ type: 'link', node: 'b', what: 'dropped' }, 6), [], 'a dropped change is not a lost resync');
   });
 
   it('a restarted secondary applies the change that continues its data at once, and says hello for any other', () => {

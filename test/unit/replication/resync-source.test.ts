@@ -26,6 +26,8 @@ test('a resync stopped because its connection was replaced sends nothing more, a
   // The link takes `room` records, then fills up until the test lets it drain.
   let room = 3;
   let drain: (() => void) | undefined;
+  // The links' connection to b: a new one means what went on the old one may be lost.
+  let connection = 1;
   const source = new ResyncSource({
     module: 'db',
     roots: [root],
@@ -38,6 +40,7 @@ test('a resync stopped because its connection was replaced sends nothing more, a
       return true;
     },
     exclusive: (fn) => fn(),
+    connection: () => connection,
     streamHashes: new Map(),
     recapture: () => undefined,
     emit: (reason, text) => events.push(`${reason}: ${text}`),
@@ -71,6 +74,21 @@ test('a resync stopped because its connection was replaced sends nothing more, a
     const whole = await second;
     assert.equal(whole.complete, true);
     assert.equal(whole.paths, 21, 'the directory and its 20 files');
+
+    // The connection is replaced before the links say so (their onUp comes a turn later): the resync stops too.
+    sent.splice(0);
+    room = 3;
+    drain = undefined;
+    const third = source.run('b', 2, { epoch: 9, seq: 9 });
+    const begun = await waitFor('the begin', () => sent.find((m) => m.type === 'repl-resync-begin'));
+    assert.ok(begun?.type === 'repl-resync-begin');
+    manifest(begun.id);
+    await waitFor('the link to fill up', () => drain !== undefined);
+    const sentBefore = sent.length;
+    connection = 2;
+    drain!();
+    assert.equal((await third).complete, false);
+    assert.equal(sent.length, sentBefore, 'nothing of it on the new connection');
   } finally {
     history.close();
     rmSync(dir, { recursive: true, force: true });

@@ -47,6 +47,20 @@ test('a resync that replaces a stopped one reports what that one kept aside, and
     assert.deepEqual(readdirSync(join(folder, '0')), ['mine.txt']);
     assert.equal(readFileSync(join(folder, '0', 'mine.txt'), 'utf8'), 'written here, never replicated', 'the first copy, not the primary version over it');
     assert.match(events.join('\n'), /REPLICATION_RESYNC_CONFLICT: .*mine\.txt/);
+
+    // Stopped again, and then another primary (a later epoch) resyncs this node: the stopped one's set-aside is
+    // reported at once, and what this node wrote since is set aside again, not taken as already kept.
+    events.splice(0);
+    await target.begin({ type: 'repl-resync-begin', module: 'db', epoch: 5, id: '5.1', common: null, data: Buffer.alloc(0), last: true });
+    await target.beforeApply(theirs, 100);
+    await target.begin({ type: 'repl-resync-begin', module: 'db', epoch: 6, id: '6.1', common: null, data: Buffer.alloc(0), last: true });
+    assert.equal(events.filter((e) => e.startsWith('REPLICATION_RESYNC_CONFLICT')).length, 1, 'the stopped one reported when the next epoch began');
+    writeFileSync(join(root, 'mine.txt'), 'written again');
+    await target.beforeApply(theirs, 100);
+    target.finish({ epoch: 6, seq: 3 });
+    assert.equal(target.last?.conflicts, 1);
+    assert.notEqual(target.last?.folder, folder);
+    assert.equal(readFileSync(join(target.last!.folder!, '0', 'mine.txt'), 'utf8'), 'written again');
   } finally {
     history.close();
     rmSync(dir, { recursive: true, force: true });
