@@ -507,22 +507,39 @@ describe('tls links: liveness of connections', () => {
 
   it('a dial whose SYN was lost is started over as soon as the peer is heard, not when TCP sends it again', async () => {
     // A listener whose accept queue is full drops every SYN, as a partition does; TCP resends one only after a second.
-    const hole = spawn('python3', ['-c', BLACK_HOLE], { stdio: ['pipe', 'pipe', 'inherit'] });
-    open.push({ close: () => hole.kill('SIGKILL') });
-    const port = Number(await new Promise<string>((resolve) => hole.stdout!.once('data', (b: Buffer) => resolve(b.toString().trim()))));
-    const a = member('a', certs.a!, { b: { host: HOST, port } }, { handshakeTimeout: 10_000, connectTimeout: 10_000 });
-    await a.links.start();
-    await waitFor('a dialing b', () => a.links.peerStatus().b?.outbound === 'connecting');
-    // The partition heals: the port now has b behind it, and b speaks to a first.
-    hole.kill('SIGKILL');
-    await new Promise((resolve) => hole.once('exit', resolve));
-    const b = member('b', certs.b!, { a: a.addr() }, {}, port);
-    await b.links.start();
-    await waitFor('b linked to a', () => b.links.peerStatus().a?.outbound === 'connected');
-    b.links.send('a', { n: 1 });
-    await waitFor('a linked to b', () => a.links.peerStatus().b?.outbound === 'connected', { deadline: 5000 });
-    assert.equal(a.links.stats().dialsRestarted, 1, 'the lost dial was started over when b was heard');
-    assert.equal(a.links.stats().connects, 1);
+    // The peer must be heard within that second, or TCP's own resend connects first and the attempt proves nothing:
+    // on a loaded machine (both cores busy) b's start and handshake took that long. Such an attempt is said and
+    // tried again, three times at most; one in time that does not restart the dial fails.
+    for (let attempt = 1; ; attempt++) {
+      const hole = spawn('python3', ['-c', BLACK_HOLE], { stdio: ['pipe', 'pipe', 'inherit'] });
+      open.push({ close: () => hole.kill('SIGKILL') });
+      const port = Number(await new Promise<string>((resolve) => hole.stdout!.once('data', (b: Buffer) => resolve(b.toString().trim()))));
+      const a = member('a', certs.a!, { b: { host: HOST, port } }, { handshakeTimeout: 10_000, connectTimeout: 10_000 });
+      const dialedAt = performance.now();
+      await a.links.start();
+      await waitFor('a dialing b', () => a.links.peerStatus().b?.outbound === 'connecting');
+      // The partition heals: the port now has b behind it, and b speaks to a first.
+      const b = member('b', certs.b!, { a: a.addr() }, {}, port);
+      hole.kill('SIGKILL');
+      await new Promise((resolve) => hole.once('exit', resolve));
+      await b.links.start();
+      await waitFor('b linked to a', () => b.links.peerStatus().a?.outbound === 'connected');
+      b.links.send('a', { n: 1 });
+      const heardAfter = performance.now() - dialedAt;
+      await waitFor('a linked to b', () => a.links.peerStatus().b?.outbound === 'connected', { deadline: 5000 });
+      const restarted = a.links.stats().dialsRestarted;
+      await Promise.all([a.links.close(), b.links.close()]);
+      // Also inconclusive: the dial failed instead (under load the hole had not filled its accept queue yet, so the SYN
+      // was taken, and its close reset the connection).
+      const dialFailed = a.log.lines().some((l) => l.reason === LINK_REASONS.dialFailed);
+      if ((heardAfter > 800 || dialFailed) && restarted === 0 && attempt < 3) {
+        process.stdout.write(`# attempt ${attempt}: b heard ${Math.round(heardAfter)} ms after a's dial${dialFailed ? ', which had failed' : ''}: nothing to tell; again\n`);
+        continue;
+      }
+      assert.equal(restarted, 1, `the lost dial was started over when b was heard (${Math.round(heardAfter)} ms after it)`);
+      assert.equal(a.links.stats().connects, 1);
+      break;
+    }
   });
 
   it('the listener closes an inbound connection that goes silent, and pings the ones that do not', async () => {
