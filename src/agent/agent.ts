@@ -813,14 +813,11 @@ export class Agent {
       return;
     }
     if (msg.type === 'repl-resync-begin') {
-      this.resyncIds.set(msg.module, msg.id);
+      repl.resyncAnnounced(msg.id);
       this.afterApply(msg.module, () => repl.resyncBegin(from, msg), true);
-    } else if (msg.id === this.resyncIds.get(msg.module)) this.queueApply(msg.module, { data: msg.data });
+    } else if (repl.takesResyncRecord(msg.id)) this.queueApply(msg.module, { data: msg.data });
     else this.log.debug({ module: msg.module, from, id: msg.id }, `dropped a record of ${msg.module}'s resync ${msg.id} from ${from}: a later one began`);
   }
-
-  /** Per mirror module, the resync whose records this node applies: that of the latest begin from its primary. */
-  private readonly resyncIds = new Map<string, string>();
 
   /** Waits while a secondary that keeps up has more than REPLICATION_IN_FLIGHT_BYTES unacknowledged (woken by acks). */
   private async inFlightRoom(module: string): Promise<void> {

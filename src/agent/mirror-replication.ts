@@ -430,6 +430,21 @@ export class MirrorReplication {
     return this.stagedFrom === undefined ? applied : Math.min(applied, this.stagedFrom - 1);
   }
 
+  /**
+   * A begin arrived (it is handled once the records before it are applied):
+   * from now on only its records are applied, so that a straggler of a
+   * stopped resync cannot land after this one's comparison.
+   */
+  resyncAnnounced(id: string): void {
+    this.announcedResync = id;
+  }
+
+  takesResyncRecord(id: string): boolean {
+    return id === this.announcedResync;
+  }
+
+  private announcedResync: string | undefined;
+
   /** The primary starts a resync of this node. */
   resyncBegin(from: string, msg: ReplResyncBeginMessage): Promise<void> {
     this.resyncFrom = from;

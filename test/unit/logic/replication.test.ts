@@ -78,6 +78,25 @@ class Rig {
   }
 }
 
+/**
+ * A primary `a` with one secondary `b`, stepped directly: `step` returns the
+ * send-snapshot actions of the step; proposed in-sync sets collect in
+ * `proposals`.
+ */
+function lone(epoch: number, inSync: string[]) {
+  const o = {
+    p: initReplicationPrimary({ module: 'db', self: 'a', epoch, secondaries: ['b'], inSync, timings: TIMINGS }),
+    proposals: [] as string[],
+    step(event: ReplicationPrimaryEvent, now: number): ReplicationPrimaryAction[] {
+      const r = stepReplicationPrimary(o.p, event, now);
+      o.p = r.state;
+      for (const a of r.actions) if (a.type === 'propose-in-sync') o.proposals.push(a.inSync.join());
+      return r.actions.filter((a) => a.type === 'send-snapshot');
+    },
+  };
+  return o;
+}
+
 describe('replication: primary and secondaries', () => {
   it('ships changes in order, secondaries apply and acknowledge, and caught-up secondaries are proposed in sync', () => {
     const rig = new Rig(['b', 'c']);
@@ -120,13 +139,7 @@ describe('replication: primary and secondaries', () => {
   });
 
   it('a secondary slower than the writes but still acknowledging stays in sync; once it stops for lagTimeout it is lagging', () => {
-    let p = initReplicationPrimary({ module: 'db', self: 'a', epoch: 1, secondaries: ['b'], inSync: ['b'], timings: TIMINGS });
-    const proposals: string[] = [];
-    const step = (event: ReplicationPrimaryEvent, now: number) => {
-      const r = stepReplicationPrimary(p, event, now);
-      p = r.state;
-      for (const a of r.actions) if (a.type === 'propose-in-sync') proposals.push(a.inSync.join());
-    };
+    const { step, proposals } = lone(1, ['b']);
     step({ type: 'receive', from: 'b', message: { type: 'repl-hello', module: 'db', epoch: 1, dataEpoch: 1, applied: 0 } }, 0);
     for (let i = 0; i < 10; i++) step({ type: 'change', data: `w${i + 1}` }, 0);
     // One acknowledgement every 200 ms: its oldest unacknowledged change is soon older than lagTimeout (500 ms).
@@ -138,13 +151,7 @@ describe('replication: primary and secondaries', () => {
   });
 
   it('a secondary that keeps acknowledging but falls MAX_LAG_TIMEOUTS lagTimeouts behind is lagging all the same', () => {
-    let p = initReplicationPrimary({ module: 'db', self: 'a', epoch: 1, secondaries: ['b'], inSync: ['b'], timings: TIMINGS });
-    const proposals: string[] = [];
-    const step = (event: ReplicationPrimaryEvent, now: number) => {
-      const r = stepReplicationPrimary(p, event, now);
-      p = r.state;
-      for (const a of r.actions) if (a.type === 'propose-in-sync') proposals.push(a.inSync.join());
-    };
+    const { step, proposals } = lone(1, ['b']);
     step({ type: 'receive', from: 'b', message: { type: 'repl-hello', module: 'db', epoch: 1, dataEpoch: 1, applied: 0 } }, 0);
     const total = 2 * MAX_LAG_TIMEOUTS * 2;
     for (let i = 0; i < total; i++) step({ type: 'change', data: `w${i + 1}` }, 0);
@@ -339,12 +346,8 @@ describe('replication: primary and secondaries', () => {
   });
 
   it('a hello that crossed the snapshot it asked for starts no second resync; one a retransmission interval later does', () => {
-    let p = initReplicationPrimary({ module: 'db', self: 'a', epoch: 3, secondaries: ['b'], inSync: [], timings: TIMINGS });
-    const step = (event: ReplicationPrimaryEvent, now: number) => {
-      const r = stepReplicationPrimary(p, event, now);
-      p = r.state;
-      return r.actions.filter((a) => a.type === 'send-snapshot');
-    };
+    const rig = lone(3, []);
+    const step = rig.step;
     const hello = (applied: number): ReplicationPrimaryEvent => ({ type: 'receive', from: 'b', message: { type: 'repl-hello', module: 'db', epoch: 3, dataEpoch: 2, applied } });
     step({ type: 'change', data: 'w1' }, 0);
     assert.deepEqual(step(hello(7), 0), [{ type: 'send-snapshot', to: 'b', seq: 1, dataEpoch: 2, applied: 7 }]);
@@ -358,17 +361,13 @@ describe('replication: primary and secondaries', () => {
     assert.equal(step(hello(6), 40 + TIMINGS.retransmitInterval).length, 1);
     // Acknowledged: done, and a later hello from before it is an ordinary one again.
     step({ type: 'receive', from: 'b', message: { type: 'repl-ack', module: 'db', epoch: 3, seq: 1 } }, 150);
-    assert.equal(p.secondaries.b!.snapshotting, false);
+    assert.equal(rig.p.secondaries.b!.snapshotting, false);
     assert.equal(step(hello(6), 160).length, 1);
   });
 
   it('a new connection during a resync starts it over from where the secondary stood: records on the old one may be lost; one already done is not', () => {
-    let p = initReplicationPrimary({ module: 'db', self: 'a', epoch: 3, secondaries: ['b'], inSync: [], timings: TIMINGS });
-    const step = (event: ReplicationPrimaryEvent, now: number) => {
-      const r = stepReplicationPrimary(p, event, now);
-      p = r.state;
-      return r.actions.filter((a) => a.type === 'send-snapshot');
-    };
+    const rig = lone(3, []);
+    const step = rig.step;
     step({ type: 'receive', from: 'b', message: { type: 'repl-hello', module: 'db', epoch: 3, dataEpoch: 2, applied: 7 } }, 0);
     step({ type: 'change', data: 'w1' }, 1);
     assert.deepEqual(step({ type: 'link', node: 'b', what: 'reconnected' }, 2), [{ type: 'send-snapshot', to: 'b', seq: 1, dataEpoch: 2, applied: 7 }]);
@@ -376,7 +375,7 @@ describe('replication: primary and secondaries', () => {
     // for a new one at once: the snapshot may have gone with the old connection.
     step({ type: 'snapshot-sent', node: 'b' }, 3);
     assert.deepEqual(step({ type: 'link', node: 'b', what: 'reconnected' }, 4), []);
-    assert.equal(p.secondaries.b!.snapshotSentAt, undefined);
+    assert.equal(rig.p.secondaries.b!.snapshotSentAt, undefined);
     assert.equal(step({ type: 'receive', from: 'b', message: { type: 'repl-hello', module: 'db', epoch: 3, dataEpoch: 2, applied: 7 } }, 5).length, 1);
     assert.deepEqual(step({ type: 'link', node: 'b', what: 'dropped' }, 6), [], 'a dropped change is not a lost resync');
   });

@@ -45,13 +45,17 @@ test('a resync stopped because its connection was replaced sends nothing more, a
     recapture: () => undefined,
     emit: (reason, text) => events.push(`${reason}: ${text}`),
   });
-  const manifest = (id: string) => source.onManifest('b', { type: 'repl-resync-manifest', module: 'db', epoch: 2, id, full: true, data: Buffer.alloc(0), last: true });
+  /** Waits for a run's begin and answers it with an empty manifest (the secondary has nothing); returns its id. */
+  const answerBegin = async (): Promise<string> => {
+    const begin = await waitFor('the begin', () => sent.find((m) => m.type === 'repl-resync-begin'));
+    assert.ok(begin?.type === 'repl-resync-begin');
+    source.onManifest('b', { type: 'repl-resync-manifest', module: 'db', epoch: 2, id: begin.id, full: true, data: Buffer.alloc(0), last: true });
+    return begin.id;
+  };
   try {
     // A position the history does not know: every path is compared.
     const first = source.run('b', 2, { epoch: 9, seq: 9 });
-    const begin = await waitFor('the begin', () => sent.find((m) => m.type === 'repl-resync-begin'));
-    assert.ok(begin?.type === 'repl-resync-begin');
-    manifest(begin.id);
+    const firstId = await answerBegin();
     await waitFor('the link to fill up', () => drain !== undefined);
     const before = sent.length;
     source.abort('b');
@@ -62,15 +66,12 @@ test('a resync stopped because its connection was replaced sends nothing more, a
     assert.equal(sent.length, before, 'nothing more of it went on the link');
     assert.match(events.join('\n'), /REPLICATION_RESYNC_ABORTED: .*connection was replaced/);
     // Its records carry its id: the secondary drops them once a later resync began.
-    assert.ok(sent.filter((m) => m.type === 'repl-resync').every((m) => m.type === 'repl-resync' && m.id === begin.id));
+    assert.ok(sent.filter((m) => m.type === 'repl-resync').every((m) => m.type === 'repl-resync' && m.id === firstId));
 
     sent.splice(0);
     room = Infinity;
     const second = source.run('b', 2, { epoch: 9, seq: 9 });
-    const again = await waitFor('the begin', () => sent.find((m) => m.type === 'repl-resync-begin'));
-    assert.ok(again?.type === 'repl-resync-begin');
-    assert.notEqual(again.id, begin.id);
-    manifest(again.id);
+    assert.notEqual(await answerBegin(), firstId);
     const whole = await second;
     assert.equal(whole.complete, true);
     assert.equal(whole.paths, 21, 'the directory and its 20 files');
@@ -80,9 +81,7 @@ test('a resync stopped because its connection was replaced sends nothing more, a
     room = 3;
     drain = undefined;
     const third = source.run('b', 2, { epoch: 9, seq: 9 });
-    const begun = await waitFor('the begin', () => sent.find((m) => m.type === 'repl-resync-begin'));
-    assert.ok(begun?.type === 'repl-resync-begin');
-    manifest(begun.id);
+    await answerBegin();
     await waitFor('the link to fill up', () => drain !== undefined);
     const sentBefore = sent.length;
     connection = 2;
