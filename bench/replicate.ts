@@ -45,6 +45,8 @@ const median = (xs: number[]): number => {
 };
 const ms = (x: number): string => (x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : x.toFixed(0));
 const pause = (t: number) => new Promise((r) => setTimeout(r, t));
+/** Before every timed run, skyha's and the peers' alike: what the setup left dirty (gigabytes of copies) is written back first, not during the run. */
+const settleDisk = (): void => void spawnSync('sync', { stdio: 'ignore' });
 
 /** Resolves with the time (performance.now) at which `name` appears in `dir` with `content`. */
 function appearance(dir: string, name: string, content: string, deadline: number): { seen: Promise<number>; close: () => void } {
@@ -266,6 +268,7 @@ async function main(): Promise<void> {
     for (let r = 0; PHASES.has('throughput') && r < ROUNDS; r++) {
       const stage = join(dir, `stage-${r}`);
       cpSync(gib, stage, { recursive: true });
+      settleDisk();
       const t0 = performance.now();
       renameSync(stage, join(primData, `bulk-${r}`));
       await client.barrier('data');
@@ -273,6 +276,7 @@ async function main(): Promise<void> {
       rmSync(join(primData, `bulk-${r}`), { recursive: true });
       await client.barrier('data');
       for (const [key, extra] of [['rsync', []], ['rsyncFsync', ['--fsync']]] as const) {
+        settleDisk();
         const run = await timed(bed, 'n1', 'rsync', ['-a', '--whole-file', ...extra, `${gib}/`, target(`bulk-${r}/`)]);
         results.throughput[key].push(run.ms);
         rmSync(join(rsyncDst, `bulk-${r}`), { recursive: true, force: true });
@@ -300,12 +304,14 @@ async function main(): Promise<void> {
         await client.barrier('data', 1000).catch(() => undefined);
         await waitFor('n1 shipped every change', async () => (await runner.status('n1'))?.modules[0]?.replication?.pending === 0, { deadline: 60_000 });
         const before = ((await runner.status('n1'))?.links as { bytesSentTo: Record<string, number> }).bytesSentTo.n2 ?? 0;
+        settleDisk();
         const t0 = performance.now();
         if (way === 'partition') await bed.heal('n2');
         else runner.start('n2');
         await waitFor('n2 in sync again', async () => (await runner.status('n1', 200))?.modules[0]?.inSync?.includes('n2'), { deadline: 120_000, every: 10 });
         const took = performance.now() - t0;
         const after = ((await runner.status('n1'))?.links as { bytesSentTo: Record<string, number> }).bytesSentTo.n2 ?? 0;
+        settleDisk();
         const rs = await timed(bed, 'n1', 'rsync', ['-a', '--inplace', '--no-whole-file', '--stats', `${inc}/`, target('inc/')]);
         const rsBytes = Number(/Total bytes sent: ([\d,]+)/.exec(rs.out)?.[1]?.replaceAll(',', '') ?? NaN);
         if (way === 'partition') {

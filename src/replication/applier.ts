@@ -11,6 +11,9 @@
  *   the module's intent journal and fsynced, then applied and fsynced, then
  *   the journal is removed. `recover()` replays a journal left by a crash
  *   before anything else happens; writing the same blocks twice is harmless.
+ *   The removal is made durable before the next record touches the data
+ *   (or superseded by the next journal): a journal that came back after a
+ *   crash would write its old blocks over what came later.
  * - Symlinks are made in staging and renamed into place; directories and
  *   deletions act directly (both are atomic in the filesystem).
  *
@@ -65,11 +68,16 @@ export interface ApplierOptions {
   readonly roots: readonly string[];
   /** The intent journal of patches in place (a file in the agent's data directory). */
   readonly journalPath: string;
+  /** Makes the journal's directory durable (fsync; a test can hold it to see what waits for it). */
+  readonly syncJournalDir?: (dir: string) => Promise<void>;
 }
 
 const isRoot = process.getuid?.() === 0;
 
 export class Applier {
+  /** The fsync of the journal's directory after its removal, while it runs (see settleJournal). */
+  private journalRemoval: Promise<Error | undefined> | undefined;
+
   constructor(private readonly o: ApplierOptions) {}
 
   /** Replays a patch a crash interrupted. Call once before the first apply. */
@@ -86,7 +94,8 @@ export class Applier {
       if (record.kind !== 'file' || record.staged) throw new SkyhaError('SKYHA_ERR_REPLICATION_APPLY', `the intent journal ${this.o.journalPath} holds ${describeRecord(record)}, not a patch in place`);
       await this.patch(record);
     }
-    await unlink(this.o.journalPath);
+    await this.removeJournal();
+    await this.settleJournal();
     return records.at(-1);
   }
 
@@ -126,6 +135,8 @@ export class Applier {
     for (let i = 0; i < items.length; i++) {
       await slice.pause();
       const { bytes, record: r } = items[i]!;
+      // Nothing touches the data while a removed journal could still come back.
+      await this.settleJournal();
       // Only patches in a run: replayed in order after a crash they end where the run ended, and nothing else has
       // touched those files since (anything else is applied after the run is durable and its journal gone).
       if (r.kind === 'dir') await flushPatches();
@@ -227,11 +238,12 @@ export class Applier {
     } finally {
       for (const fd of fds.values()) closeSync(fd);
     }
-    await unlink(this.o.journalPath);
+    await this.removeJournal();
   }
 
   /** Decodes, checks and applies one record (`record`: already decoded from `bytes`); durable when it resolves. */
   async apply(bytes: Uint8Array, record: ChangeRecord = decodeRecord(bytes, this.o.roots.length)): Promise<ChangeRecord> {
+    await this.settleJournal();
     try {
       switch (record.kind) {
         case 'delete':
@@ -249,7 +261,7 @@ export class Applier {
           else {
             await this.journal(bytes);
             await this.patch(record);
-            await unlink(this.o.journalPath);
+            await this.removeJournal();
           }
           break;
       }
@@ -437,7 +449,31 @@ export class Applier {
       await h.close();
     }
     await rename(tmp, this.o.journalPath);
-    await fsyncDir(dirname(this.o.journalPath));
+    await (this.o.syncJournalDir ?? fsyncDir)(dirname(this.o.journalPath));
+    // Durably replaced: the removal before it no longer matters, whatever came of its fsync.
+    this.journalRemoval = undefined;
+  }
+
+  /**
+   * Removes the journal once its patches are durable. The directory's fsync
+   * runs while the acknowledgement goes out; the next record that is not a
+   * patch waits for it (settleJournal).
+   */
+  private async removeJournal(): Promise<void> {
+    await unlink(this.o.journalPath);
+    this.journalRemoval = (this.o.syncJournalDir ?? fsyncDir)(dirname(this.o.journalPath)).then(
+      () => undefined,
+      (err: Error) => err,
+    );
+  }
+
+  /** Resolves once a removed journal cannot come back (see removeJournal). */
+  private async settleJournal(): Promise<void> {
+    const removal = this.journalRemoval;
+    if (!removal) return;
+    const err = await removal;
+    if (this.journalRemoval === removal) this.journalRemoval = undefined;
+    if (err) throw new SkyhaError('SKYHA_ERR_REPLICATION_APPLY', `cannot make the removal of the intent journal ${this.o.journalPath} durable: ${err.message}`);
   }
 
   /** A staging file per path (the same path's parts meet there), in its replicated directory's staging area. */

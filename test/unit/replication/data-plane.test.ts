@@ -13,6 +13,7 @@ import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkS
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
 import { isSkyhaError } from '../../../src/core/errors.js';
+import { holdsFor, waitFor } from '../../../src/testing/wait.js';
 import { Applier } from '../../../src/replication/applier.js';
 import { readPath, HASH_BYTES } from '../../../src/replication/path-reader.js';
 import { BLOCK_SIZE, decodeRecord, encodeRecord, STAGING_DIR, type ChangeRecord } from '../../../src/replication/record.js';
@@ -319,6 +320,48 @@ test('a run of patches interrupted by a crash is replayed whole, in order, from 
     assert.equal(existsSync(join(p.secondary, '..', 'journal')), false);
     assert.deepEqual(readFileSync(join(p.secondary, 'f')), readFileSync(join(p.primary, 'f')), 'the later patch of f wins, as it did on the primary');
     assert.deepEqual(readFileSync(join(p.secondary, 'g')), readFileSync(join(p.primary, 'g')));
+  } finally {
+    p.cleanup();
+  }
+});
+
+test('a removed intent journal is durably gone before the next record touches the data, without holding back the batch', async () => {
+  const p = pair();
+  try {
+    writeFileSync(join(p.primary, 'f'), Buffer.alloc(256 * 1024, 1));
+    writeFileSync(join(p.primary, 'g'), 'g');
+    await ship(p, 'f');
+    await ship(p, 'g');
+    const journal = join(p.secondary, '..', 'journal');
+    // Each fsync of the journal's directory waits for the test; the journal's presence at that moment is noted.
+    const syncs: Array<{ journalThere: boolean; release: () => void }> = [];
+    const applier = new Applier({
+      roots: [p.secondary],
+      journalPath: journal,
+      syncJournalDir: () => new Promise<void>((release) => syncs.push({ journalThere: existsSync(journal), release })),
+    });
+    const fd = openSync(join(p.primary, 'f'), 'r+');
+    writeSync(fd, Buffer.alloc(100, 9), 0, 100, 2 * BLOCK_SIZE);
+    closeSync(fd);
+    const patch = await read(p, 'f');
+    assert.equal(decodeRecord(patch[0]!, 1).kind === 'file' && !(decodeRecord(patch[0]!, 1) as { staged: boolean }).staged, true, 'a patch in place');
+    const batch = applier.applyBatch(patch.map((bytes) => ({ bytes, record: decodeRecord(bytes, 1) })));
+    await waitFor('the journal written and its directory synced', () => syncs.length === 1, { deadline: 5000, every: 2 });
+    assert.equal(syncs[0]!.journalThere, true, 'the journal, written');
+    syncs[0]!.release();
+    await batch; // durable without waiting for the removal's fsync
+    assert.equal(existsSync(journal), false);
+    assert.equal(syncs.length, 2, "the removal's fsync is under way");
+    assert.equal(syncs[1]!.journalThere, false);
+    rmSync(join(p.primary, 'g'));
+    const removal = await read(p, 'g');
+    let applied = false;
+    const next = applier.applyBatch(removal.map((bytes) => ({ bytes, record: decodeRecord(bytes, 1) }))).then(() => (applied = true));
+    await holdsFor('the next record waiting while the journal could come back', () => existsSync(join(p.secondary, 'g')) && !applied, { duration: 200, every: 10 });
+    syncs[1]!.release();
+    await next;
+    assert.equal(existsSync(join(p.secondary, 'g')), false);
+    assert.deepEqual(readFileSync(join(p.secondary, 'f')), readFileSync(join(p.primary, 'f')));
   } finally {
     p.cleanup();
   }
