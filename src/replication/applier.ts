@@ -141,6 +141,8 @@ export class Applier {
       // touched those files since (anything else is applied after the run is durable and its journal gone).
       if (r.kind === 'dir') await flushPatches();
       else if (r.kind !== 'file' || r.staged) await flush();
+      // A patch after directory records: those are made durable first, before(i) may move one of them aside.
+      else if (dirty.size > 0) await flush();
       await before?.(i);
       // Directories (a new tree, a resync) in synchronous calls, and their fsyncs side by side: one at a time, each
       // cost two fsyncs and a dozen thread-pool round trips (a resync of 40,000 directories took over a minute).

@@ -367,6 +367,30 @@ test('a removed intent journal is durably gone before the next record touches th
   }
 });
 
+test('directories made by a batch are durable before a later record of it can move one of them aside', async () => {
+  const p = pair();
+  try {
+    writeFileSync(join(p.primary, 'g'), Buffer.alloc(256 * 1024, 1));
+    await ship(p, 'g');
+    mkdirSync(join(p.primary, 'd'));
+    const fd = openSync(join(p.primary, 'g'), 'r+');
+    writeSync(fd, Buffer.alloc(100, 9), 0, 100, BLOCK_SIZE);
+    closeSync(fd);
+    const records = [...(await read(p, 'd')), ...(await read(p, 'g'))];
+    const kinds = records.map((b) => { const r = decodeRecord(b, 1); return r.kind === 'file' ? (r.staged ? 'staged' : 'patch') : r.kind; });
+    assert.deepEqual([kinds[0], new Set(kinds.slice(1))], ['dir', new Set(['patch'])], 'a directory, then patches in place');
+    // A resync's set-aside, just before the patch: the secondary's own directory goes to the conflict folder.
+    const aside = join(p.secondary, '..', 'aside');
+    await p.applier.applyBatch(records.map((bytes) => ({ bytes, record: decodeRecord(bytes, 1) })), async (i) => {
+      if (i === 1) renameSync(join(p.secondary, 'd'), aside);
+    });
+    assert.equal(lstatSync(aside).isDirectory(), true);
+    assert.deepEqual(readFileSync(join(p.secondary, 'g')), readFileSync(join(p.primary, 'g')));
+  } finally {
+    p.cleanup();
+  }
+});
+
 test('a symlink on the secondary cannot lead a write outside the replicated directory', async () => {
   const p = pair();
   const outside = mkdtempSync(join(tmpdir(), 'skyha-dp-outside-'));
