@@ -11,9 +11,9 @@
  *   the module's intent journal and fsynced, then applied and fsynced, then
  *   the journal is removed. `recover()` replays a journal left by a crash
  *   before anything else happens; writing the same blocks twice is harmless.
- *   The removal is made durable before the next record touches the data
- *   (or superseded by the next journal): a journal that came back after a
- *   crash would write its old blocks over what came later.
+ *   The removal is made durable before the next record touches the data: a
+ *   journal that came back after a crash would write its old blocks over
+ *   what came later.
  * - Symlinks are made in staging and renamed into place; directories and
  *   deletions act directly (both are atomic in the filesystem).
  *
@@ -452,14 +452,12 @@ export class Applier {
     }
     await rename(tmp, this.o.journalPath);
     await (this.o.syncJournalDir ?? fsyncDir)(dirname(this.o.journalPath));
-    // Durably replaced: the removal before it no longer matters, whatever came of its fsync.
-    this.journalRemoval = undefined;
   }
 
   /**
    * Removes the journal once its patches are durable. The directory's fsync
-   * runs while the acknowledgement goes out; the next record that is not a
-   * patch waits for it (settleJournal).
+   * runs while the acknowledgement goes out; the next record waits for it
+   * (settleJournal).
    */
   private async removeJournal(): Promise<void> {
     await unlink(this.o.journalPath);
@@ -474,7 +472,7 @@ export class Applier {
     const removal = this.journalRemoval;
     if (!removal) return;
     const err = await removal;
-    if (this.journalRemoval === removal) this.journalRemoval = undefined;
+    this.journalRemoval = undefined;
     if (err) throw new SkyhaError('SKYHA_ERR_REPLICATION_APPLY', `cannot make the removal of the intent journal ${this.o.journalPath} durable: ${err.message}`);
   }
 
