@@ -4,27 +4,24 @@
  * operator can act on: "expected ..., found ...", with "did you mean".
  */
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
-import AjvModule, { type ErrorObject } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import type { ConfigProblem } from './problem.js';
 import { didYouMean } from './problem.js';
+import { schemaHash } from './schema-hash.js';
 import { describeValue, quoted, type KeyPath } from './source.js';
-
-// ajv is published as CommonJS with a default export.
-const Ajv = AjvModule.default ?? AjvModule;
 
 export const SCHEMA_URL = new URL('../../../schema/skyha.schema.json', import.meta.url);
 export type JsonSchema = Record<string, any>;
-export const SCHEMA: JsonSchema = JSON.parse(readFileSync(SCHEMA_URL, 'utf8'));
+const SCHEMA_TEXT = readFileSync(SCHEMA_URL, 'utf8');
+export const SCHEMA: JsonSchema = JSON.parse(SCHEMA_TEXT);
 
-const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
-
-// No optimizing pass over the generated code: the schema compiles faster, and every command pays that at start.
-const ajv = new Ajv({ allErrors: true, verbose: true, discriminator: true, strict: true, strictRequired: false, allowUnionTypes: true, code: { optimize: false } });
-ajv.addKeyword({ keyword: 'x-expected', schemaType: 'string' });
-// Digits and dots only is meant as an IPv4 address (300.1.1.1 is not a host name).
-ajv.addFormat('host', { type: 'string', validate: (s: string) => isIP(s) !== 0 || (HOSTNAME.test(s) && !/^[0-9.]+$/.test(s)) });
-const validate = ajv.compile(SCHEMA);
+/** The validator `npm run build` generated from this very schema, else one compiled now (see schema-compile.ts). */
+async function loadValidator(): Promise<ValidateFunction> {
+  const generated = await import(new URL('./schema-validate.js', import.meta.url).href).catch(() => undefined);
+  if (generated?.schemaHash === schemaHash(SCHEMA_TEXT)) return generated.validate as ValidateFunction;
+  return (await import('./schema-compile.js')).compileSchema(SCHEMA);
+}
+const validate = await loadValidator();
 
 /** Checks data against the schema; returns every finding, or [] when it conforms. */
 export function checkSchema(data: unknown): ConfigProblem[] {
