@@ -1,7 +1,7 @@
 /**
- * The formats the config schema uses beyond JSON Schema's own, as plain
- * functions: the schema's validator is generated code (see schema-compile.ts)
- * that calls them without loading ajv.
+ * The formats the config schema uses beyond JSON Schema's own, without
+ * ajv: the schema's validator is generated code (see schema-compile.ts)
+ * that imports them from here.
  */
 import { isIP } from 'node:net';
 

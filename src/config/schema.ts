@@ -17,7 +17,11 @@ export const SCHEMA: JsonSchema = JSON.parse(SCHEMA_TEXT);
 
 /** The validator `npm run build` generated from this very schema, else one compiled now (see schema-compile.ts). */
 async function loadValidator(): Promise<ValidateFunction> {
-  const generated = await import(new URL('./schema-validate.js', import.meta.url).href).catch(() => undefined);
+  // Missing only after a tsc-only build; anything else wrong with it is a broken build, and says so.
+  const generated = await import(new URL('./schema-validate.js', import.meta.url).href).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ERR_MODULE_NOT_FOUND') return undefined;
+    throw err;
+  });
   if (generated?.schemaHash === schemaHash(SCHEMA_TEXT)) return generated.validate as ValidateFunction;
   return (await import('./schema-compile.js')).compileSchema(SCHEMA);
 }
