@@ -435,7 +435,8 @@ export class Agent {
         {
           // The new primary's data continues where its data is now.
           const sec = this.driver.current.modules[a.module]?.secondary;
-          void this.replications.get(a.module)?.becomePrimary(a.epoch, { epoch: sec?.dataEpoch ?? 0, seq: sec?.applied ?? 0 });
+          // Before the application starts: its first writes are captured.
+          this.replications.get(a.module)?.becomePrimary(a.epoch, { epoch: sec?.dataEpoch ?? 0, seq: sec?.applied ?? 0 });
         }
         this.mirrors.get(a.module)?.startApp(a.epoch, a.validUntil);
         return;
@@ -480,7 +481,7 @@ export class Agent {
         return;
       }
       case 'change-refused':
-        // This node is no longer primary: what is still dirty belongs to the next primary's history, not ours.
+        // This node is no longer primary: what is still dirty nobody else has; it is kept as this node's own (suspects).
         this.replications.get(a.module)?.stopPrimary();
         return;
       case 'barrier-done':

@@ -3,10 +3,14 @@
  * the replication machines (src/logic/replication-*.ts) of the member
  * machine.
  *
- * - Capture runs on every node, all the time, so that a promotion starts
- *   the application without waiting for watches; what a secondary's own
- *   applier wrote is dropped from the dirty set when the node becomes
- *   primary of a new epoch (flush, then clear).
+ * - The watcher runs on every node, all the time, so that a promotion
+ *   starts the application without waiting for watches. Its changes feed
+ *   the dirty set from the moment a node becomes primary (what its applier
+ *   wrote before is not the application's) until its application has
+ *   stopped after it stopped being primary: changes made meanwhile (the
+ *   application still stopping, paths captured but not yet shipped) are
+ *   this node's own that nobody else has, and become suspects in the
+ *   history, compared and kept aside at the next resync.
  * - Every change is written to the module's history (history.ts) with its
  *   position before it can be acknowledged: as primary before the record
  *   reaches the machine, as secondary before it is applied. The history is
@@ -86,7 +90,7 @@ export interface ReplicationReport {
   pending: number;
   shippedRecords: number;
   appliedRecords: number;
-  /** Paths found changed after an unclean stop, compared at the next resync. */
+  /** Paths this node changed that no record covers (after an unclean stop, or after it stopped being primary), compared at the next resync. */
   suspects: number;
   /** Whether the replicated directories are read-only here now (secondaries), or why not. */
   readOnly: ViewState;
@@ -130,6 +134,8 @@ export class MirrorReplication {
     this.capture = new ChangeCapture({
       roots: d.roots,
       sentinelDir: join(d.stateDir, 'sentinel'),
+      // Every node starts as a secondary: its applier's writes are not changes to ship.
+      capturing: false,
       onDirty: () => this.kick(),
       onOverflow: (root) => d.emit('REPLICATION_WATCH_OVERFLOW', `the kernel dropped change events under ${d.roots[root]}: every path there is compared again`, 'warn'),
       onError: (message) => d.log.error(`change watcher of ${d.module.name}: ${message}`),
@@ -247,18 +253,22 @@ export class MirrorReplication {
 
   // ---- primary ----
 
-  /** This node is primary under `epoch` (the application is about to start); its data is at `from`. */
-  async becomePrimary(epoch: number, from: Position): Promise<void> {
+  /**
+   * This node is primary under `epoch` (the application is about to
+   * start); its data is at `from`. Synchronous: every change made after it
+   * returns is captured, the application's first writes too.
+   */
+  becomePrimary(epoch: number, from: Position): void {
     if (this.primaryEpoch === epoch) return;
     // Writable for the application before it starts.
     this.view.release();
     // A resync this node was receiving will not finish: what it set aside is reported, and is this node's to keep.
     this.target.abandon();
+    // Changes of an earlier epoch here that were never shipped belong to that epoch's segment.
+    this.keepOwnChanges();
     this.history.start(epoch, from);
     this.stagedFrom = undefined;
-    // What the applier wrote as a secondary is not a change to ship.
-    await this.capture.flush().catch(() => undefined);
-    this.capture.take();
+    this.capture.capture(true);
     this.hashes.clear();
     this.primaryEpoch = epoch;
     this.lastMarkAt = 0;
@@ -267,13 +277,36 @@ export class MirrorReplication {
   stopPrimary(): void {
     this.primaryEpoch = undefined;
     this.source.abortAll();
-    if (!this.appRunning) this.view.protect();
+    this.keepOwnChanges();
+    if (!this.appRunning) this.stopCapture();
   }
 
   /** The module's application started or stopped on this node (read-only again once a secondary's is gone). */
   appState(running: boolean): void {
     this.appRunning = running;
-    if (!running && this.primaryEpoch === undefined) this.view.protect();
+    if (!running && this.primaryEpoch === undefined) this.stopCapture();
+  }
+
+  /** Nothing of this node's own writes can come any more (not primary, its application stopped). */
+  private stopCapture(): void {
+    // What the watcher still reports of before this point is fed, and kept by keepOwnChanges (onDirty).
+    this.capture.capture(false);
+    this.view.protect();
+  }
+
+  /**
+   * Paths changed here that no record covers (captured while the node was
+   * no longer primary, or not yet shipped when it stopped being): nobody
+   * else has these changes, so the history records them as suspects — the
+   * next resync compares them and keeps this node's version aside where it
+   * differs, instead of overwriting it or keeping it unseen.
+   */
+  private keepOwnChanges(): void {
+    const own = this.capture.take();
+    if (own.length === 0) return;
+    this.history.suspect(own.map((d) => pathKey(d.root, d.path)));
+    this.suspects += own.length;
+    this.d.log.info(`${own.length} path(s) of ${this.d.module.name} changed here after this node stopped being its primary (or before they were shipped): they are compared with the primary's at the next resync, and kept aside where they differ`);
   }
 
   get isPrimary(): boolean {
@@ -297,7 +330,8 @@ export class MirrorReplication {
   }
 
   private kick(): void {
-    if (this.primaryEpoch === undefined || this.pumping || this.retryAfter) return;
+    if (this.primaryEpoch === undefined) return this.keepOwnChanges();
+    if (this.pumping || this.retryAfter) return;
     this.pumping = this.pump().then((stuck) => {
       this.pumping = undefined;
       if (stuck) {
@@ -344,6 +378,9 @@ export class MirrorReplication {
         const seq = this.d.seq();
         if (seq === undefined || epoch === undefined || this.primaryEpoch !== epoch) {
           await gen.return({ changedWhileReading: false });
+          // Not shipped under the epoch it changed in: one of this node's own changes (see keepOwnChanges).
+          this.capture.mark(root, path);
+          if (this.primaryEpoch === undefined) this.keepOwnChanges();
           return false;
         }
         const record = step.value;

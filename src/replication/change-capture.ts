@@ -13,9 +13,15 @@
  * When the kernel drops events (queue overflow), every path of the
  * directory is marked dirty (`onOverflow` says so): the reader compares
  * block hashes, so only what really changed travels — never silence.
+ *
+ * `capture(on)` starts or stops feeding the dirty set at an exact point of
+ * the event stream, by the same sentinel: every change made after the call
+ * is fed (or not), whatever the watcher still had to report from before.
+ * A secondary's watcher keeps its watches (a promotion does not wait for
+ * them) while the changes its applier makes are not fed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, unlink, writeFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SkyhaError } from '../core/errors.js';
@@ -43,6 +49,8 @@ export interface ChangeCaptureOptions {
   /** The watcher exited while it should run. */
   readonly onExit?: (why: string) => void;
   readonly python?: string;
+  /** Whether changes feed the dirty set from the start (default true); see `capture`. */
+  readonly capturing?: boolean;
 }
 
 export class ChangeCapture {
@@ -53,15 +61,24 @@ export class ChangeCapture {
   private sentinelSeq = 0;
   private readonly sentinelWaits = new Map<string, () => void>();
   private closing = false;
+  /** Whether the events being read now feed the dirty set. */
+  private capturing: boolean;
+  /** What the last `capture` call asked for (it takes effect at its sentinel). */
+  private wanted: boolean;
   watchedDirectories = 0;
   overflows = 0;
 
-  constructor(private readonly o: ChangeCaptureOptions) {}
+  constructor(private readonly o: ChangeCaptureOptions) {
+    this.capturing = this.wanted = o.capturing ?? true;
+  }
 
   /** Starts watching; resolves once every directory is watched. */
   start(): Promise<void> {
+    // Sentinels are removed once seen; what a killed agent left behind goes now.
+    rmSync(this.o.sentinelDir, { recursive: true, force: true });
     mkdirSync(this.o.sentinelDir, { recursive: true, mode: 0o700 });
-    const child = spawn(this.o.python ?? 'python3', [WATCH_SCRIPT, '--sentinel', this.o.sentinelDir, ...this.o.roots], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const quiet = this.wanted ? [] : ['--quiet'];
+    const child = spawn(this.o.python ?? 'python3', [WATCH_SCRIPT, '--sentinel', this.o.sentinelDir, ...quiet, ...this.o.roots], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
     let stderr = '';
     child.stderr!.setEncoding('utf8');
@@ -85,11 +102,11 @@ export class ChangeCapture {
           const payload = rec.length > 2 ? rec.subarray(2).toString('utf8') : '';
           switch (kind) {
             case 'C':
-              added = this.markAbsolute(payload) || added;
+              if (this.capturing) added = this.markAbsolute(payload) || added;
               break;
             case 'O':
               this.overflows++;
-              added = this.markTree(payload) || added;
+              if (this.capturing) added = this.markTree(payload) || added;
               break;
             case 'S':
               this.sentinelWaits.get(payload)?.();
@@ -114,19 +131,54 @@ export class ChangeCapture {
 
   /** Resolves when every change made before the call is in the dirty set. */
   flush(timeoutMs = 5000): Promise<void> {
-    const name = `${process.pid}-${++this.sentinelSeq}`;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.sentinelWaits.delete(name);
-        reject(new SkyhaError('SKYHA_ERR_REPLICATION_WATCH', `the change watcher did not report its sentinel within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.sentinelWaits.set(name, () => {
+      const name = this.sentinel(() => {
         clearTimeout(timer);
-        this.sentinelWaits.delete(name);
         resolve();
       });
-      writeFileSync(join(this.o.sentinelDir, name), '');
+      const timer = setTimeout(() => {
+        this.sentinelWaits.delete(name);
+        this.removeSentinel(name);
+        reject(new SkyhaError('SKYHA_ERR_REPLICATION_WATCH', `the change watcher did not report its sentinel within ${timeoutMs} ms`));
+      }, timeoutMs);
     });
+  }
+
+  /**
+   * Every change made after this call feeds the dirty set (`on`) or is
+   * dropped; what the watcher reports of changes made before it is treated
+   * as before. Synchronous: a caller that starts the application next
+   * cannot lose its first writes.
+   */
+  capture(on: boolean): void {
+    if (this.wanted === on) return;
+    this.wanted = on;
+    const child = this.child;
+    // No watcher running: nothing of before is still to come.
+    if (!child || child.exitCode !== null || child.signalCode !== null) {
+      this.capturing = on;
+      return;
+    }
+    // Set inside the loop that reads the records, at the sentinel's place in the stream (not on a later turn);
+    // the watcher itself stops or starts reporting changes at the same place (its name says which).
+    this.sentinel(() => (this.capturing = on), on ? '.on' : '.off');
+  }
+
+  /** Writes a sentinel; `seen` runs when the watcher reports it, before the records after it are read. */
+  private sentinel(seen: () => void, suffix = ''): string {
+    const name = `${process.pid}-${++this.sentinelSeq}${suffix}`;
+    this.sentinelWaits.set(name, () => {
+      this.sentinelWaits.delete(name);
+      this.removeSentinel(name);
+      seen();
+    });
+    writeFileSync(join(this.o.sentinelDir, name), '');
+    return name;
+  }
+
+  /** Off the caller's path (a barrier waits for nothing more); each barrier left a file behind before. */
+  private removeSentinel(name: string): void {
+    unlink(join(this.o.sentinelDir, name), () => undefined);
   }
 
   /** Takes up to `max` dirty paths, oldest first. */

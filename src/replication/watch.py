@@ -10,7 +10,11 @@ dropped events, and never misses a directory created while watching (the
 watch is added first, then the new directory is listed and everything found
 in it is reported).
 
-    watch.py [--sentinel DIR] ROOT...
+    watch.py [--sentinel DIR] [--quiet] ROOT...
+
+--quiet: say nothing of changes (C, O) until a sentinel named *.on is
+created; one named *.off makes it quiet again. Watches are kept either way
+(a secondary's applier writes, and a promotion must not wait for watches).
 
 Writes records to stdout, each ending in NUL (paths may hold any byte but NUL):
     R                  ready: every directory is watched
@@ -69,6 +73,7 @@ class Watcher:
         self.wds = {}     # directory path -> wd
         self.roots = roots
         self.sentinel = sentinel
+        self.quiet = False
 
     def add(self, path):
         wd = libc.inotify_add_watch(self.fd, path, MASK)
@@ -99,7 +104,7 @@ class Watcher:
                 if d in self.roots and e.name == STAGING:
                     continue
                 p = os.path.join(d, e.name)
-                if report:
+                if report and not self.quiet:
                     emit(b'C', p)
                 try:
                     if e.is_dir(follow_symlinks=False):
@@ -141,16 +146,22 @@ class Watcher:
                 continue
             if d == self.sentinel:
                 if name:
+                    # The file's creation is the cut: it happened inside the agent's call.
+                    if mask & IN_CREATE and name.endswith(b'.on'):
+                        self.quiet = False
+                    elif mask & IN_CREATE and name.endswith(b'.off'):
+                        self.quiet = True
                     emit(b'S', name)
                 continue
             if d in self.roots and name == STAGING:
                 continue
             path = os.path.join(d, name) if name else d
             if mask & (IN_DELETE_SELF | IN_MOVE_SELF):
-                if d in self.roots:
+                if d in self.roots and not self.quiet:
                     emit(b'C', d)
                 continue
-            emit(b'C', path)
+            if not self.quiet:
+                emit(b'C', path)
             if mask & IN_ISDIR:
                 if mask & (IN_MOVED_FROM | IN_DELETE):
                     self.forget_tree(path)
@@ -161,16 +172,21 @@ class Watcher:
 
 def main(argv):
     sentinel = None
+    quiet = False
     roots = []
     i = 0
     while i < len(argv):
         if argv[i] == '--sentinel':
             sentinel = os.path.abspath(argv[i + 1]).encode()
             i += 2
+        elif argv[i] == '--quiet':
+            quiet = True
+            i += 1
         else:
             roots.append(os.path.abspath(argv[i]).encode())
             i += 1
     w = Watcher(roots, sentinel)
+    w.quiet = quiet
     for r in roots:
         w.add_tree(r, False)
     if sentinel is not None:

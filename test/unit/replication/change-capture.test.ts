@@ -7,11 +7,11 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ChangeCapture, type DirtyPath } from '../../../src/replication/change-capture.js';
+import { ChangeCapture, WATCH_SCRIPT, type DirtyPath } from '../../../src/replication/change-capture.js';
 import { waitFor } from '../../../src/testing/wait.js';
 
 const noPython = spawnSync('python3', ['-c', 'import ctypes']).status !== 0 ? 'python3 is not installed' : false;
@@ -22,16 +22,20 @@ after(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-async function capture(roots = 1): Promise<{ c: ChangeCapture; roots: string[]; taken: DirtyPath[]; overflows: number[] }> {
+async function capture(roots = 1, capturing = true): Promise<{ c: ChangeCapture; roots: string[]; taken: DirtyPath[]; overflows: number[]; sentinelDir: string }> {
   const base = mkdtempSync(join(tmpdir(), 'skyha-cap-'));
   dirs.push(base);
   const rootDirs = Array.from({ length: roots }, (_, i) => join(base, `r${i}`));
   for (const r of rootDirs) mkdirSync(r);
   const overflows: number[] = [];
-  const c = new ChangeCapture({ roots: rootDirs, sentinelDir: join(base, 'sentinel'), onDirty: () => undefined, onOverflow: (r) => overflows.push(r) });
+  const sentinelDir = join(base, 'sentinel');
+  // A sentinel an earlier, killed agent left behind.
+  mkdirSync(sentinelDir);
+  writeFileSync(join(sentinelDir, '1-1'), '');
+  const c = new ChangeCapture({ roots: rootDirs, sentinelDir, capturing, onDirty: () => undefined, onOverflow: (r) => overflows.push(r) });
   captures.push(c);
   await c.start();
-  return { c, roots: rootDirs, taken: [], overflows };
+  return { c, roots: rootDirs, taken: [], overflows, sentinelDir };
 }
 
 /** Flushes (barrier) and takes every dirty path as `root:path`. */
@@ -79,6 +83,69 @@ test('a path changed many times is one dirty path, in the order first seen', { s
   await c.flush();
   assert.deepEqual(c.take().map((d) => d.path), ['a', 'b']);
   assert.equal(c.pending, 0);
+});
+
+/** Keeps the event loop busy, so that the watcher's records for what happened meanwhile are read in one go. */
+function hold(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+}
+
+test('capture(on) takes effect at an exact point of the event stream, however late the watcher reports', { skip: noPython }, async () => {
+  const { c, roots } = await capture(1, false);
+  const at = (name: string) => join(roots[0]!, name);
+  // What a secondary's applier writes is not captured; a promotion's first writes are, though the watcher
+  // reports both together (the loop is busy meanwhile).
+  writeFileSync(at('applied'), 'a');
+  c.capture(true);
+  writeFileSync(at('first-write'), 'b');
+  hold(150);
+  assert.deepEqual(await dirty(c), new Set(['0:first-write']));
+  // And back: what came before the stop is captured, what came after is not.
+  writeFileSync(at('last-write'), 'c');
+  c.capture(false);
+  writeFileSync(at('applied-later'), 'd');
+  hold(150);
+  assert.deepEqual(await dirty(c), new Set(['0:last-write']));
+  writeFileSync(at('applied'), 'e');
+  assert.deepEqual(await dirty(c), new Set());
+});
+
+test('the watcher itself says nothing of changes while quiet, from its .off sentinel to its .on one', { skip: noPython }, async () => {
+  const base = mkdtempSync(join(tmpdir(), 'skyha-cap-quiet-'));
+  dirs.push(base);
+  const [root, sentinel] = [join(base, 'r'), join(base, 's')];
+  mkdirSync(root);
+  mkdirSync(sentinel);
+  const child = spawn('python3', [WATCH_SCRIPT, '--sentinel', sentinel, '--quiet', root], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  try {
+    const records = () => out.split('\0').filter(Boolean);
+    await waitFor('the watcher to be ready', () => records().includes('R'), { deadline: 10_000 });
+    writeFileSync(join(root, 'quiet'), 'x');
+    mkdirSync(join(root, 'quiet-dir'));
+    writeFileSync(join(sentinel, '1.on'), '');
+    writeFileSync(join(root, 'heard'), 'y');
+    writeFileSync(join(sentinel, '2.off'), '');
+    writeFileSync(join(root, 'quiet-again'), 'z');
+    writeFileSync(join(sentinel, '3'), '');
+    await waitFor('the last sentinel', () => records().includes('S 3'), { deadline: 10_000 });
+    const changed = records().filter((r) => r.startsWith('C ')).map((r) => r.slice(2 + root.length + 1));
+    assert.deepEqual([...new Set(changed)], ['heard']);
+  } finally {
+    child.stdin.end();
+    await exited;
+  }
+});
+
+test('sentinels are removed once seen, and those of an earlier run at start', { skip: noPython }, async () => {
+  const { c, sentinelDir } = await capture();
+  assert.deepEqual(readdirSync(sentinelDir), [], 'a sentinel left by an earlier run is gone');
+  for (let i = 0; i < 50; i++) await c.flush();
+  c.capture(false);
+  await waitFor('no sentinel file left after 50 barriers', () => readdirSync(sentinelDir).length === 0, { deadline: 5000 });
 });
 
 test('trees created faster than watches can be added: no file is missed', { skip: noPython }, async () => {

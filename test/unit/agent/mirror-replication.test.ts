@@ -1,0 +1,94 @@
+/**
+ * The file replication of a mirror module on one node around its role
+ * changes, with the real watcher: a promotion captures the application's
+ * first writes (not what the applier wrote before), and what changes here
+ * after the node stopped being primary is kept in its history as its own,
+ * for the next resync to compare.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { MirrorModuleConfig } from '../../../src/config/model.js';
+import { MirrorReplication } from '../../../src/agent/mirror-replication.js';
+import { createLogger } from '../../../src/observe/log.js';
+import { pathKey } from '../../../src/replication/history.js';
+import { decodeRecord } from '../../../src/replication/record.js';
+import { waitFor } from '../../../src/testing/wait.js';
+
+const noPython = spawnSync('python3', ['-c', 'import ctypes']).status !== 0 ? 'python3 is not installed' : false;
+const cleanups: Array<() => Promise<void> | void> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+async function node(): Promise<{ repl: MirrorReplication; root: string; shipped: string[] }> {
+  const base = mkdtempSync(join(tmpdir(), 'skyha-mrepl-'));
+  cleanups.push(() => rmSync(base, { recursive: true, force: true }));
+  const root = join(base, 'data');
+  mkdirSync(root);
+  // The agent makes the module's private directory.
+  mkdirSync(join(base, 'state'));
+  const module: MirrorModuleConfig = {
+    kind: 'mirror', name: 'db', nodes: ['n1', 'n2'], start: 'true', startTimeout: 1000, stopTimeout: 1000, workingDir: base, environment: {}, checkers: [],
+    restart: { maxRestarts: 0, window: 60_000 }, directories: [root], failback: 'manual', readOnlyOnSecondaries: false,
+  };
+  const shipped: string[] = [];
+  let seq = 0;
+  const repl = new MirrorReplication({
+    module, roots: [root], stateDir: join(base, 'state'), log: createLogger({ level: 'silent', format: 'json' }),
+    change: (data) => {
+      seq++;
+      shipped.push(decodeRecord(data, 1).path);
+    },
+    seq: () => seq,
+    connection: () => undefined,
+    send: () => false,
+    writable: async () => false,
+    writableAll: async () => undefined,
+    inFlightRoom: async () => undefined,
+    emit: () => undefined,
+  });
+  await repl.start();
+  cleanups.push(() => repl.close());
+  return { repl, root, shipped };
+}
+
+/** Keeps the event loop busy, so that the watcher's records of what happened meanwhile are read in one go. */
+function hold(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+}
+
+test('a promotion captures the application\'s first writes, not what the applier wrote before, however late the watcher reports', { skip: noPython }, async () => {
+  const { repl, root, shipped } = await node();
+  writeFileSync(join(root, 'applied'), 'from the old primary');
+  repl.becomePrimary(1, { epoch: 0, seq: 0 });
+  // The application starts at once and writes; the agent's loop is busy meanwhile.
+  writeFileSync(join(root, 'first-write'), 'the application');
+  hold(150);
+  await repl.shipAll();
+  assert.deepEqual(shipped, ['first-write']);
+});
+
+test('what changes after the node stopped being primary is its own: suspects in its history, until its application has stopped', { skip: noPython }, async () => {
+  const { repl, root, shipped } = await node();
+  repl.becomePrimary(1, { epoch: 0, seq: 0 });
+  repl.appState(true);
+  writeFileSync(join(root, 'shipped'), '1');
+  await repl.shipAll();
+  assert.deepEqual(shipped, ['shipped']);
+  // The lease ends; the application is still stopping and writes once more.
+  repl.stopPrimary();
+  writeFileSync(join(root, 'while-stopping'), '2');
+  await waitFor('the write made while stopping to be a suspect', () => repl.history.changesSince({ epoch: 1, seq: 1 })?.get(pathKey(0, 'while-stopping')) === 'all', { deadline: 5000 });
+  assert.equal(repl.report().suspects, 1);
+  // Stopped: from now on only the applier writes here.
+  repl.appState(false);
+  writeFileSync(join(root, 'applied'), '3');
+  await repl.capture.flush();
+  assert.deepEqual([...(repl.history.changesSince({ epoch: 1, seq: 1 })?.keys() ?? [])], [pathKey(0, 'while-stopping')]);
+  assert.deepEqual(shipped, ['shipped']);
+});
