@@ -111,6 +111,8 @@ export class MirrorReplication {
   private primaryEpoch: number | undefined;
   /** What the secondaries have of each file: block hashes, keyed `root\0path`. */
   private readonly hashes = new Map<string, Buffer>();
+  /** And of each small file, its metadata as sent (path-reader.ts `smallMeta`): a repeated event sends nothing. */
+  private readonly smallMetas = new Map<string, string>();
   private pumping: Promise<void> | undefined;
   /** Paths are read one at a time: the change stream and resyncs agree on what was sent (resync-source.ts). */
   private reading: Promise<unknown> = Promise.resolve();
@@ -270,6 +272,7 @@ export class MirrorReplication {
     this.stagedFrom = undefined;
     this.capture.capture(true);
     this.hashes.clear();
+    this.smallMetas.clear();
     this.primaryEpoch = epoch;
     this.lastMarkAt = 0;
   }
@@ -366,12 +369,14 @@ export class MirrorReplication {
     const key = pathKey(root, path);
     const epoch = this.primaryEpoch;
     try {
-      const gen = readPath({ roots: this.d.roots, maxRecordBytes: MAX_RECORD_BYTES }, root, path, this.hashes.get(key));
+      const gen = readPath({ roots: this.d.roots, maxRecordBytes: MAX_RECORD_BYTES }, root, path, this.hashes.get(key), this.smallMetas.get(key));
       for (;;) {
         const step = await gen.next();
         if (step.done) {
           if (step.value.hashes) this.hashes.set(key, step.value.hashes);
           else this.hashes.delete(key);
+          if (step.value.meta !== undefined) this.smallMetas.set(key, step.value.meta);
+          else this.smallMetas.delete(key);
           if (step.value.changedWhileReading) this.capture.mark(root, path);
           return true;
         }

@@ -41,6 +41,15 @@ export interface ReadOutcome {
   changedWhileReading: boolean;
   /** A socket, FIFO or device: not replicated. */
   skipped?: string;
+  /** A small file's metadata as sent or found unchanged (see `smallMeta`); undefined for anything else. */
+  meta?: string;
+  /** Nothing was sent: the small file is what the secondaries have (content and metadata). */
+  unchanged?: boolean;
+}
+
+/** What a small file's record says besides its bytes; equal hashes and equal meta: nothing to send. */
+export function smallMeta(r: FileRecord): string {
+  return `${r.mode}:${r.uid}:${r.gid}:${r.mtimeMs}:${r.size}`;
 }
 
 // crypto.hash (Node ≥ 20.12) hashes without a Hash object: ~25 % faster on 4 KiB blocks, and less garbage.
@@ -52,9 +61,12 @@ export function hashBlock(data: Uint8Array): Buffer {
 
 /**
  * Yields the records that bring a secondary from `previous` (the hash list
- * it has for this path, if any) to what the path is now.
+ * it has for this path, if any; `previousMeta` for a small file) to what
+ * the path is now. A small file that is already that yields nothing: one
+ * write is reported by several events (create, modify, close), and the
+ * later ones often come after the file was read and sent.
  */
-export async function* readPath(o: ReadOptions, root: number, path: string, previous: Buffer | undefined): AsyncGenerator<ChangeRecord, ReadOutcome> {
+export async function* readPath(o: ReadOptions, root: number, path: string, previous: Buffer | undefined, previousMeta?: string): AsyncGenerator<ChangeRecord, ReadOutcome> {
   const abs = path === '' ? o.roots[root]! : join(o.roots[root]!, path);
   let st: Stats | null;
   try {
@@ -82,8 +94,10 @@ export async function* readPath(o: ReadOptions, root: number, path: string, prev
   if (st.size <= (o.smallFile ?? SMALL_FILE) && st.size <= o.maxRecordBytes) {
     const small = readSmall(abs, root, path);
     if (small) {
+      const meta = smallMeta(small.record);
+      if (!small.changed && previous !== undefined && meta === previousMeta && previous.equals(small.hashes)) return { hashes: previous, changedWhileReading: false, meta, unchanged: true };
       yield small.record;
-      return { hashes: small.hashes, changedWhileReading: small.changed };
+      return { hashes: small.hashes, changedWhileReading: small.changed, meta };
     }
   }
 
