@@ -26,7 +26,7 @@ import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SkyhaError } from '../core/errors.js';
 import { STAGING_DIR } from './record.js';
-import { walkTree } from './tree.js';
+import { walkTreeSliced } from './tree.js';
 
 export const WATCH_SCRIPT = fileURLToPath(new URL('../../../src/replication/watch.py', import.meta.url));
 
@@ -106,7 +106,7 @@ export class ChangeCapture {
               break;
             case 'O':
               this.overflows++;
-              if (this.capturing) added = this.markTree(payload) || added;
+              added = this.overflowed() || added;
               break;
             case 'S':
               this.sentinelWaits.get(payload)?.();
@@ -129,8 +129,13 @@ export class ChangeCapture {
     });
   }
 
-  /** Resolves when every change made before the call is in the dirty set. */
-  flush(timeoutMs = 5000): Promise<void> {
+  /** Resolves when every change made before the call is in the dirty set (a directory being marked whole after an overflow too). */
+  async flush(timeoutMs = 5000): Promise<void> {
+    await this.sentinelSeen(timeoutMs);
+    await this.treeMarks;
+  }
+
+  private sentinelSeen(timeoutMs: number): Promise<void> {
     return new Promise((resolve, reject) => {
       const name = this.sentinel(() => {
         clearTimeout(timer);
@@ -181,6 +186,11 @@ export class ChangeCapture {
     unlink(join(this.o.sentinelDir, name), () => undefined);
   }
 
+  /** The watcher's process, while it runs. */
+  get watcherPid(): number | undefined {
+    return this.child?.exitCode === null ? this.child.pid : undefined;
+  }
+
   /** Takes up to `max` dirty paths, oldest first. */
   take(max = Infinity): DirtyPath[] {
     const out: DirtyPath[] = [];
@@ -201,14 +211,54 @@ export class ChangeCapture {
     return this.dirty.size;
   }
 
-  /** Marks every path under a root dirty (after an overflow, or to resync), directories before their contents. */
-  markTree(absRoot: string): boolean {
+  /**
+   * The kernel dropped events; the watcher has watched every directory
+   * again since. A sentinel's event may be among those dropped: every
+   * sentinel still awaited is taken as seen now (the walks below start
+   * after it was written, so they cover every change made before it), its
+   * cut applied; and if capture was on at any point of the gap, every root
+   * is marked whole.
+   */
+  private overflowed(): boolean {
+    const wasCapturing = this.capturing;
+    for (const seen of [...this.sentinelWaits.values()]) seen();
+    if (!wasCapturing && !this.capturing) return false;
+    for (const root of this.o.roots) this.markTree(root);
+    return true;
+  }
+
+  /**
+   * Marks every path under a root dirty after an overflow, directories
+   * before their contents. In time slices: a tree of a million files takes
+   * seconds to list, longer than a primary may leave its lease unrenewed.
+   * Barriers wait for it (`flush`).
+   */
+  private markTree(absRoot: string): boolean {
     const root = this.o.roots.indexOf(absRoot);
     if (root < 0) return false;
     this.o.onOverflow?.(root);
-    for (const path of walkTree(absRoot)) this.mark(root, path);
+    // One walk waiting per root is enough: it starts after every overflow reported so far.
+    if (this.treeMarkQueued.has(root)) return true;
+    this.treeMarkQueued.add(root);
+    this.treeMarks = this.treeMarks.then(async () => {
+      this.treeMarkQueued.delete(root);
+      let since = 0;
+      for await (const path of walkTreeSliced(absRoot)) {
+        this.mark(root, path);
+        // The shipper starts on what is marked while the rest is listed.
+        if (++since === 1000) {
+          since = 0;
+          this.o.onDirty();
+        }
+      }
+      this.o.onDirty();
+    }).catch((err: Error) => this.o.onError?.(`cannot mark ${absRoot} dirty after an overflow: ${err.message}`));
     return true;
   }
+
+  /** Whole-directory marks under way, in order. */
+  private treeMarks: Promise<void> = Promise.resolve();
+  private readonly treeMarkQueued = new Set<number>();
 
   private markAbsolute(abs: string): boolean {
     for (let root = 0; root < this.o.roots.length; root++) {

@@ -12,14 +12,17 @@ in it is reported).
 
     watch.py [--sentinel DIR] [--quiet] ROOT...
 
---quiet: say nothing of changes (C, O) until a sentinel named *.on is
-created; one named *.off makes it quiet again. Watches are kept either way
-(a secondary's applier writes, and a promotion must not wait for watches).
+--quiet: say nothing of changes (C) until a sentinel named <pid>-<seq>.on
+is created; one named <pid>-<seq>.off makes it quiet again. Watches are kept
+either way (a secondary's applier writes, and a promotion must not wait for
+watches).
 
 Writes records to stdout, each ending in NUL (paths may hold any byte but NUL):
     R                  ready: every directory is watched
     C <path>           this path changed (or may have: the agent reads it)
-    O <root>           the kernel dropped events: anything under root may have changed
+    O                  the kernel dropped events: anything under the roots may have changed, and
+                       sentinels may have been missed (every directory is watched again, and the
+                       latest quiet/loud sentinel still in the directory applied, before this is said)
     S <name>           a file in the sentinel directory was written (barrier flush)
     W <count>          directories watched now
     E <message>        an error (a watch that could not be added, ...)
@@ -74,6 +77,7 @@ class Watcher:
         self.roots = roots
         self.sentinel = sentinel
         self.quiet = False
+        self.cut_seq = -1  # the quiet/loud sentinel applied last (a late event of an older one changes nothing)
 
     def add(self, path):
         wd = libc.inotify_add_watch(self.fd, path, MASK)
@@ -89,13 +93,15 @@ class Watcher:
         self.wds[path] = wd
         return True
 
-    def add_tree(self, top, report):
+    def add_tree(self, top, report, seen=None):
         """Watches top and every directory under it; with report, says C for everything found (it may be new)."""
         stack = [top]
         while stack:
             d = stack.pop()
             if not self.add(d):
                 continue
+            if seen is not None:
+                seen.add(d)
             try:
                 entries = list(os.scandir(d))
             except OSError:
@@ -111,6 +117,38 @@ class Watcher:
                         stack.append(p)
                 except OSError:
                     pass
+
+    def cut(self, name):
+        stem, dot, kind = name.rpartition(b'.')
+        if not dot or kind not in (b'on', b'off'):
+            return
+        try:
+            seq = int(stem.rpartition(b'-')[2])
+        except ValueError:
+            return
+        if seq > self.cut_seq:
+            self.cut_seq = seq
+            self.quiet = kind == b'off'
+
+    def rewatch(self):
+        """After an overflow: the dropped events may have made directories that have no watch yet, or removed
+        watched ones. Every directory is watched again (the same watch if it had one), and the rest forgotten."""
+        seen = set()
+        for r in self.roots:
+            self.add_tree(r, False, seen)
+        for p in [p for p in self.wds if p not in seen and p != self.sentinel]:
+            wd = self.wds.pop(p)
+            self.paths.pop(wd, None)
+            libc.inotify_rm_watch(self.fd, wd)
+        emit(b'W', str(len(self.wds)).encode())
+        # A sentinel's own event may have been dropped: the agent removes each once it has seen it.
+        if self.sentinel is not None:
+            try:
+                names = os.listdir(self.sentinel)
+            except OSError:
+                names = []
+            for name in names:
+                self.cut(os.fsencode(name))
 
     def forget_tree(self, top):
         prefix = top + b'/'
@@ -132,8 +170,10 @@ class Watcher:
             name = buf[at + HEADER.size:at + HEADER.size + length].rstrip(b'\0')
             at += HEADER.size + length
             if mask & IN_Q_OVERFLOW:
-                for r in self.roots:
-                    emit(b'O', r)
+                # Watches first, then the word: whatever changes after the agent hears O is either seen by its
+                # walk of the tree or reported by a watch that exists by then.
+                self.rewatch()
+                emit(b'O')
                 continue
             d = self.paths.get(wd)
             if mask & IN_IGNORED:
@@ -147,10 +187,8 @@ class Watcher:
             if d == self.sentinel:
                 if name:
                     # The file's creation is the cut: it happened inside the agent's call.
-                    if mask & IN_CREATE and name.endswith(b'.on'):
-                        self.quiet = False
-                    elif mask & IN_CREATE and name.endswith(b'.off'):
-                        self.quiet = True
+                    if mask & IN_CREATE:
+                        self.cut(name)
                     emit(b'S', name)
                 continue
             if d in self.roots and name == STAGING:

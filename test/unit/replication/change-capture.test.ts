@@ -164,24 +164,58 @@ test('trees created faster than watches can be added: no file is missed', { skip
   }, { deadline: 20_000, every: 50 });
 });
 
-test('the kernel dropping events (queue overflow) marks the whole directory dirty, never silence', { skip: noPython || (process.getuid?.() !== 0 ? 'needs root to lower fs.inotify.max_queued_events for one watcher' : false) }, async () => {
+const needsRoot = process.getuid?.() !== 0 ? 'needs root to lower fs.inotify.max_queued_events for one watcher' : false;
+
+/** A capture whose kernel queue holds 16 events: it overflows at once under a burst. */
+async function smallQueueCapture(capturing = true): ReturnType<typeof capture> {
   // The limit is taken when the watcher's inotify instance is made: lowered only around its start.
   const sysctl = '/proc/sys/fs/inotify/max_queued_events';
   const original = readFileSync(sysctl, 'utf8').trim();
-  let started: Awaited<ReturnType<typeof capture>>;
   writeFileSync(sysctl, '16');
   try {
-    started = await capture();
+    return await capture(1, capturing);
   } finally {
     writeFileSync(sysctl, original);
   }
-  const { c, roots, overflows } = started;
+}
+
+test('the kernel dropping events (queue overflow) marks the whole directory dirty, never silence; a barrier waits until all of it is marked', { skip: noPython || needsRoot }, async () => {
+  const { c, roots, overflows } = await smallQueueCapture();
+  // Enough directories that listing them takes several time slices (the marking lets the event loop run).
+  for (let i = 0; i < 3000; i++) mkdirSync(join(roots[0]!, 'many', `d${i}`), { recursive: true });
   mkdirSync(join(roots[0]!, 'sub'));
+  // A barrier in the middle of it, its sentinel's event among those dropped (the watcher stopped meanwhile): it
+  // must not wait in vain.
+  process.kill(c.watcherPid!, 'SIGSTOP');
   for (let i = 0; i < 500; i++) writeFileSync(join(roots[0]!, 'sub', `f${i}`), 'x');
+  const barrier = c.flush();
+  process.kill(c.watcherPid!, 'SIGCONT');
+  await barrier;
   await waitFor('the overflow to be reported', () => c.overflows > 0, { deadline: 10_000 });
   assert.deepEqual(overflows.slice(0, 1), [0]);
+  await c.flush();
   const marked = new Set(c.take().map((d) => d.path));
   for (let i = 0; i < 500; i++) assert.ok(marked.has(`sub/f${i}`), `sub/f${i} is dirty after the overflow`);
+  for (let i = 0; i < 3000; i++) assert.ok(marked.has(`many/d${i}`), `many/d${i} is dirty after the overflow`);
+  // Directories made while events were dropped are watched too: what changes in them later is captured.
+  for (let i = 0; i < 3000; i += 100) writeFileSync(join(roots[0]!, 'many', `d${i}`, 'later'), 'y');
+  const later = await dirty(c);
+  for (let i = 0; i < 3000; i += 100) assert.ok(later.has(`0:many/d${i}/later`), `many/d${i}/later is dirty`);
+});
+
+test('a promotion whose sentinel the kernel dropped still starts capture, in the watcher too', { skip: noPython || needsRoot }, async () => {
+  const { c, roots } = await smallQueueCapture(false);
+  // Stopped, the watcher reads nothing: the queue fills with the applier's writes, and the sentinel's event is dropped.
+  process.kill(c.watcherPid!, 'SIGSTOP');
+  for (let i = 0; i < 200; i++) writeFileSync(join(roots[0]!, `applied${i}`), 'x');
+  c.capture(true);
+  for (let i = 0; i < 200; i++) writeFileSync(join(roots[0]!, `app${i}`), 'y');
+  process.kill(c.watcherPid!, 'SIGCONT');
+  await waitFor('the overflow to be reported', () => c.overflows > 0, { deadline: 10_000 });
+  const during = await dirty(c);
+  for (let i = 0; i < 200; i++) assert.ok(during.has(`0:app${i}`), `app${i} is dirty`);
+  writeFileSync(join(roots[0]!, 'after'), 'z');
+  assert.deepEqual(await dirty(c), new Set(['0:after']), 'the watcher reports again');
 });
 
 test('close() ends the watcher; a watcher that cannot start says why', { skip: noPython }, async () => {
