@@ -332,19 +332,16 @@ export class Agent {
   private addMirror(m: MirrorModuleConfig, runDir: string): void {
     let mirror: MirrorModule;
     const app = this.supervisor(m, runDir, {
-      started: () => {
-        this.replications.get(m.name)?.appState(true);
-        mirror.onStarted();
-      },
-      stopped: () => {
-        mirror.onStopped();
-        this.replications.get(m.name)?.appState(false);
-      },
+      started: () => mirror.onStarted(),
+      stopped: () => mirror.onStopped(),
       failed: (detail) => mirror.onFailed(detail),
       healthy: () => mirror.onHealthy(),
       checker: () => undefined,
     });
-    mirror = new MirrorModule(m, app, this.self.name, this.clock, (input) => this.driver.input(input), (module, r, data) => this.emitReason(module, r, data));
+    mirror = new MirrorModule(m, app, this.self.name, this.clock, (input) => this.driver.input(input), (module, r, data) => this.emitReason(module, r, data), {
+      settle: () => this.shipLastWrites(m.name),
+      running: (maybe) => this.replications.get(m.name)?.appState(maybe),
+    });
     this.mirrors.set(m.name, mirror);
     // `{node}` in a directory lets nodes that share one machine (a demo, tests) keep their data apart.
     const roots = m.directories.map((d) => d.replaceAll('{node}', this.self.name));
@@ -857,6 +854,18 @@ export class Agent {
       () => this.links.send(to, message),
       (err: Error) => this.log.error(`cannot store this voter's state: ${err.message}; not answering ${to}`),
     );
+  }
+
+  /**
+   * The application stopped: as primary, everything it wrote is shipped before the role machine hears it (a
+   * switchover's final barrier follows at once). Bounded by a lease: a watcher that does not answer must not hold
+   * the role machine; what is left is then this node's own (suspects, see MirrorReplication).
+   */
+  private async shipLastWrites(module: string): Promise<void> {
+    const repl = this.replications.get(module);
+    if (!repl?.isPrimary) return;
+    const shipped = await Promise.race([repl.shipAll().then(() => true, () => true), new Promise<false>((resolve) => this.clock.setTimer(this.config.timings.lease, () => resolve(false)))]);
+    if (!shipped) this.log.warn(`the last writes of ${module} were not all shipped within ${this.config.timings.lease} ms of its stop`);
   }
 
   /** `skyha barrier MODULE`: every change made before the call is durable on every in-sync secondary, or a clear failure. */

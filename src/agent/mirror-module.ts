@@ -7,6 +7,12 @@
  * again under the lease it still holds), a give-up is `given-up` (the role
  * machine stops it and releases the lease, so an in-sync secondary takes
  * over).
+ *
+ * A stop is reported only once what the application wrote before it is
+ * shipped (`hooks.settle`): a switchover's final barrier, which the report
+ * starts, then covers its last writes, and a restart does not leave them
+ * behind. A start asked for meanwhile waits for it, like one asked for
+ * while the application was still stopping.
  */
 import type { Clock } from '../core/clock.js';
 import type { MirrorModuleConfig } from '../config/model.js';
@@ -21,6 +27,8 @@ export class MirrorModule {
   private pendingStart: { epoch: number; validUntil: number } | undefined;
   /** The member machine has been told the application started and not yet that it stopped. */
   private reportedRunning = false;
+  /** The application stopped; its last writes are being shipped before the machine hears it. */
+  private settling = false;
   epoch = 0;
 
   constructor(
@@ -30,6 +38,12 @@ export class MirrorModule {
     private readonly clock: Clock,
     private readonly input: (input: MemberInput) => void,
     private readonly emit: (module: string, reason: Reason, data?: Record<string, string | number>) => void,
+    private readonly hooks: {
+      /** Ships what the stopped application wrote; resolves when done or given up, never rejects. */
+      settle(): Promise<void>;
+      /** The application may be running (a start is under way) or is surely stopped. */
+      running(maybe: boolean): void;
+    } = { settle: () => Promise.resolve(), running: () => undefined },
   ) {
     this.policy = initRestartPolicy({ module: config.name, node, maxRestarts: config.restart.maxRestarts, window: config.restart.window }, clock.now());
   }
@@ -42,8 +56,14 @@ export class MirrorModule {
 
   startApp(epoch: number, validUntil: number): void {
     this.epoch = epoch;
-    if (this.app.status === 'stopped') this.app.start({ role: 'primary', epoch, validUntil });
+    if (this.app.status === 'stopped' && !this.settling) this.start({ role: 'primary', epoch, validUntil });
     else this.pendingStart = { epoch, validUntil };
+  }
+
+  private start(run: { role: 'primary'; epoch: number; validUntil: number }): void {
+    // Before the process exists: its writes are this node's own from the first one.
+    this.hooks.running(true);
+    this.app.start(run);
   }
 
   extendApp(validUntil: number): void {
@@ -54,8 +74,9 @@ export class MirrorModule {
   stopApp(why: Reason): void {
     this.pendingStart = undefined;
     if (this.app.status === 'stopped') {
-      // Nothing runs: say so at once, or the role machine waits for a stop that never comes.
-      this.input({ type: 'app-stopped', module: this.config.name });
+      // Nothing runs: say so at once, or the role machine waits for a stop that never comes (a settling stop says
+      // so when it is done).
+      if (!this.settling) this.input({ type: 'app-stopped', module: this.config.name });
       return;
     }
     void this.app.stop(why.text);
@@ -80,14 +101,19 @@ export class MirrorModule {
   }
 
   onStopped(): void {
-    const pending = this.pendingStart;
-    this.pendingStart = undefined;
-    if (pending) {
-      this.app.start({ role: 'primary', epoch: pending.epoch, validUntil: pending.validUntil });
-      return;
-    }
-    this.reportedRunning = false;
-    this.input({ type: 'app-stopped', module: this.config.name });
+    this.settling = true;
+    void this.hooks.settle().then(() => {
+      this.settling = false;
+      const pending = this.pendingStart;
+      this.pendingStart = undefined;
+      if (pending) {
+        this.start({ role: 'primary', epoch: pending.epoch, validUntil: pending.validUntil });
+        return;
+      }
+      this.hooks.running(this.app.status !== 'stopped');
+      this.reportedRunning = false;
+      this.input({ type: 'app-stopped', module: this.config.name });
+    });
   }
 
   onFailed(detail: string): void {

@@ -46,6 +46,12 @@ import { ReadOnlyView, type ViewState } from '../replication/read-only-view.js';
 import { walkTree } from '../replication/tree.js';
 import { TimeSlice } from '../core/time-slice.js';
 
+function deferred(): { done: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const done = new Promise<void>((r) => (resolve = r));
+  return { done, resolve };
+}
+
 /** Block data per record: well under the links' frame limit. */
 const MAX_RECORD_BYTES = 1024 * 1024;
 /** How often a primary notes a watermark while changes come, and at least how often when idle. */
@@ -268,6 +274,7 @@ export class MirrorReplication {
     this.target.abandon();
     // Changes of an earlier epoch here that were never shipped belong to that epoch's segment.
     this.keepOwnChanges();
+    this.ownWritesEnded();
     this.history.start(epoch, from);
     this.stagedFrom = undefined;
     this.capture.capture(true);
@@ -281,6 +288,7 @@ export class MirrorReplication {
     this.primaryEpoch = undefined;
     this.source.abortAll();
     this.keepOwnChanges();
+    if (!this.ownWrites) this.ownWrites = deferred();
     if (!this.appRunning) this.stopCapture();
   }
 
@@ -293,8 +301,26 @@ export class MirrorReplication {
   /** Nothing of this node's own writes can come any more (not primary, its application stopped). */
   private stopCapture(): void {
     // What the watcher still reports of before this point is fed, and kept by keepOwnChanges (onDirty).
-    this.capture.capture(false);
+    const own = this.ownWrites;
+    void this.capture.capture(false).then(() => {
+      this.keepOwnChanges();
+      // Not a later period's (a promotion and another end of it meanwhile).
+      if (this.ownWrites === own) this.ownWritesEnded();
+    });
     this.view.protect();
+  }
+
+  /**
+   * From the end of this node's primary epoch until its application has
+   * stopped and the watcher has said all it saw before: its own writes may
+   * still come, and a resync must not begin under them (its comparison is
+   * fixed at the begin, and its end replaces the history that holds them).
+   */
+  private ownWrites: { done: Promise<void>; resolve: () => void } | undefined;
+
+  private ownWritesEnded(): void {
+    this.ownWrites?.resolve();
+    this.ownWrites = undefined;
   }
 
   /**
@@ -307,9 +333,11 @@ export class MirrorReplication {
   private keepOwnChanges(): void {
     const own = this.capture.take();
     if (own.length === 0) return;
-    this.history.suspect(own.map((d) => pathKey(d.root, d.path)));
-    this.suspects += own.length;
-    this.d.log.info(`${own.length} path(s) of ${this.d.module.name} changed here after this node stopped being its primary (or before they were shipped): they are compared with the primary's at the next resync, and kept aside where they differ`);
+    // One write comes in several events: a path already noted is not counted again.
+    const added = this.history.suspect(own.map((d) => pathKey(d.root, d.path)));
+    this.suspects += added;
+    if (added === 0) return;
+    this.d.log.info(`${added} path(s) of ${this.d.module.name} changed here after this node stopped being its primary (or before they were shipped): they are compared with the primary's at the next resync, and kept aside where they differ`);
   }
 
   get isPrimary(): boolean {
@@ -487,8 +515,12 @@ export class MirrorReplication {
 
   private announcedResync: string | undefined;
 
-  /** The primary starts a resync of this node. */
-  resyncBegin(from: string, msg: ReplResyncBeginMessage): Promise<void> {
+  /** The primary starts a resync of this node (once this node's own writes have ended, see ownWrites). */
+  async resyncBegin(from: string, msg: ReplResyncBeginMessage): Promise<void> {
+    if (this.ownWrites) {
+      this.d.log.info(`the resync of ${this.d.module.name} from ${from} waits until this node's application has stopped`);
+      await this.ownWrites.done;
+    }
     this.resyncFrom = from;
     return this.target.begin(msg);
   }

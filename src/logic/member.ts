@@ -189,6 +189,18 @@ export function stepMember(state: MemberState, input: MemberInput, now: number):
   return { state: run.state, actions: run.actions };
 }
 
+/**
+ * Whether this node's application may be writing under its lease: primary,
+ * or promoting (started, not yet reported running; or restarting after a
+ * crash), or handing over until its application has stopped (its last
+ * writes go with the final barrier). Changes and barriers are taken then.
+ */
+function servesWrites(slot: ModuleSlot | undefined): boolean {
+  if (!slot?.primary) return false;
+  const { role, app } = slot.mirror;
+  return role === 'primary' || role === 'promoting' || (role === 'handing-over' && app !== 'stopped');
+}
+
 function route(run: Run, input: MemberInput): void {
   const s = run.state;
   switch (input.type) {
@@ -217,7 +229,7 @@ function route(run: Run, input: MemberInput): void {
       return;
     case 'change': {
       const slot = s.modules[input.module];
-      if (!slot?.primary || slot.mirror.role !== 'primary') {
+      if (!servesWrites(slot)) {
         run.actions.push({ type: 'change-refused', module: input.module, reason: reason('NOT_PRIMARY', `${s.config.self} is not the primary of ${input.module}`) });
         return;
       }
@@ -227,7 +239,7 @@ function route(run: Run, input: MemberInput): void {
     }
     case 'barrier': {
       const slot = s.modules[input.module];
-      if (!slot?.primary || slot.mirror.role !== 'primary') {
+      if (!servesWrites(slot)) {
         run.actions.push({ type: 'barrier-done', module: input.module, id: input.id, ok: false, reason: reason('NOT_PRIMARY', `${s.config.self} is not the primary of ${input.module}`) });
         return;
       }

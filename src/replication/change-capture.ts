@@ -87,6 +87,9 @@ export class ChangeCapture {
       let ready = false;
       child.once('error', (err) => reject(new SkyhaError('SKYHA_ERR_REPLICATION_WATCH', `cannot start the change watcher (${this.o.python ?? 'python3'} ${WATCH_SCRIPT}): ${err.message}`)));
       child.once('exit', (code, signal) => {
+        this.capturing = this.wanted;
+        for (const done of this.cutsPending) done();
+        this.cutsPending.clear();
         const why = `the change watcher exited (${signal ?? `code ${code}`})${stderr ? `: ${stderr.trim()}` : ''}`;
         if (!ready) reject(new SkyhaError('SKYHA_ERR_REPLICATION_WATCH', why));
         else if (!this.closing) this.o.onExit?.(why);
@@ -152,32 +155,58 @@ export class ChangeCapture {
   /**
    * Every change made after this call feeds the dirty set (`on`) or is
    * dropped; what the watcher reports of changes made before it is treated
-   * as before. Synchronous: a caller that starts the application next
-   * cannot lose its first writes.
+   * as before. Takes effect synchronously: a caller that starts the
+   * application next cannot lose its first writes. The promise resolves
+   * once everything of before has been read (fed or dropped).
    */
-  capture(on: boolean): void {
-    if (this.wanted === on) return;
+  capture(on: boolean): Promise<void> {
+    if (this.wanted === on) return this.lastCut;
     this.wanted = on;
     const child = this.child;
     // No watcher running: nothing of before is still to come.
     if (!child || child.exitCode !== null || child.signalCode !== null) {
       this.capturing = on;
-      return;
+      return (this.lastCut = Promise.resolve());
     }
-    // Set inside the loop that reads the records, at the sentinel's place in the stream (not on a later turn);
-    // the watcher itself stops or starts reporting changes at the same place (its name says which).
-    this.sentinel(() => (this.capturing = on), on ? '.on' : '.off');
+    try {
+      // Set inside the loop that reads the records, at the sentinel's place in the stream (not on a later turn);
+      // the watcher itself stops or starts reporting changes at the same place (its name says which).
+      let done!: () => void;
+      const cut = new Promise<void>((resolve) => (done = resolve));
+      this.sentinel(() => {
+        this.capturing = on;
+        this.cutsPending.delete(done);
+        done();
+      }, on ? '.on' : '.off');
+      this.cutsPending.add(done);
+      return (this.lastCut = cut);
+    } catch (err) {
+      // No sentinel, no exact cut. On at once (what the applier wrote may be shipped again: harmless); off never
+      // (this node's own last writes are then kept as suspects, not lost).
+      if (on) {
+        this.capturing = true;
+        child.stdin?.write('L');
+      } else this.wanted = true;
+      this.o.onError?.(`cannot write a sentinel in ${this.o.sentinelDir} (${(err as Error).message}): capture ${on ? 'starts now' : 'stays on'}`);
+      return (this.lastCut = Promise.resolve());
+    }
   }
+
+  /** The last `capture` call's cut: resolved once it took effect. */
+  private lastCut: Promise<void> = Promise.resolve();
+  /** Cuts whose sentinel is still to be read: a watcher that exits leaves nothing of before to come. */
+  private readonly cutsPending = new Set<() => void>();
 
   /** Writes a sentinel; `seen` runs when the watcher reports it, before the records after it are read. */
   private sentinel(seen: () => void, suffix = ''): string {
     const name = `${process.pid}-${++this.sentinelSeq}${suffix}`;
+    // Written first: if that throws, nothing waits for it (its record can only be read on a later turn).
+    writeFileSync(join(this.o.sentinelDir, name), '');
     this.sentinelWaits.set(name, () => {
       this.sentinelWaits.delete(name);
       this.removeSentinel(name);
       seen();
     });
-    writeFileSync(join(this.o.sentinelDir, name), '');
     return name;
   }
 

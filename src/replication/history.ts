@@ -184,9 +184,15 @@ export class History {
     this.append({ t: 'c', e: at.epoch, s: at.seq, k: pathKey(root, path), ...(blocks ? { b: [...blocks] } : {}) });
   }
 
-  /** Paths that changed after the last recorded seq and that no seq covers (see the header). */
-  suspect(keys: Iterable<string>): void {
-    for (const k of keys) if (!this.current.suspects.has(k)) this.append({ t: 'x', k });
+  /** Paths that changed after the last recorded seq and that no seq covers (see the header); returns how many were new. */
+  suspect(keys: Iterable<string>): number {
+    let added = 0;
+    for (const k of keys) {
+      if (this.current.suspects.has(k)) continue;
+      this.append({ t: 'x', k });
+      added++;
+    }
+    return added;
   }
 
   /** Every change made before `at` is recorded (call after `sync()` covered them). */

@@ -26,7 +26,8 @@ Writes records to stdout, each ending in NUL (paths may hold any byte but NUL):
     S <name>           a file in the sentinel directory was written (barrier flush)
     W <count>          directories watched now
     E <message>        an error (a watch that could not be added, ...)
-Exits when stdin closes (the agent is gone).
+Exits when stdin closes (the agent is gone). An 'L' on stdin ends --quiet at once (when
+the agent cannot write a sentinel).
 """
 import ctypes
 import ctypes.util
@@ -235,8 +236,13 @@ def main(argv):
     stdin = sys.stdin.buffer.fileno()
     while True:
         ready, _, _ = select.select([w.fd, stdin], [], [])
-        if stdin in ready and not os.read(stdin, 4096):
-            return 0
+        if stdin in ready:
+            said = os.read(stdin, 4096)
+            if not said:
+                return 0
+            # 'L': report changes from now on (the agent could not write its sentinel).
+            if b'L' in said:
+                w.quiet = False
         if w.fd in ready:
             w.handle(os.read(w.fd, 1 << 20))
             out.flush()

@@ -15,7 +15,9 @@ import type { MirrorModuleConfig } from '../../../src/config/model.js';
 import { MirrorReplication } from '../../../src/agent/mirror-replication.js';
 import { createLogger } from '../../../src/observe/log.js';
 import { pathKey } from '../../../src/replication/history.js';
+import { decodeManifest } from '../../../src/replication/manifest.js';
 import { decodeRecord } from '../../../src/replication/record.js';
+import type { ResyncMessage } from '../../../src/replication/resync-messages.js';
 import { waitFor } from '../../../src/testing/wait.js';
 
 const noPython = spawnSync('python3', ['-c', 'import ctypes']).status !== 0 ? 'python3 is not installed' : false;
@@ -24,7 +26,7 @@ after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-async function node(): Promise<{ repl: MirrorReplication; root: string; shipped: string[] }> {
+async function node(): Promise<{ repl: MirrorReplication; root: string; shipped: string[]; sent: ResyncMessage[] }> {
   const base = mkdtempSync(join(tmpdir(), 'skyha-mrepl-'));
   cleanups.push(() => rmSync(base, { recursive: true, force: true }));
   const root = join(base, 'data');
@@ -36,6 +38,7 @@ async function node(): Promise<{ repl: MirrorReplication; root: string; shipped:
     restart: { maxRestarts: 0, window: 60_000 }, directories: [root], failback: 'manual', readOnlyOnSecondaries: false,
   };
   const shipped: string[] = [];
+  const sent: ResyncMessage[] = [];
   let seq = 0;
   const repl = new MirrorReplication({
     module, roots: [root], stateDir: join(base, 'state'), log: createLogger({ level: 'silent', format: 'json' }),
@@ -45,15 +48,15 @@ async function node(): Promise<{ repl: MirrorReplication; root: string; shipped:
     },
     seq: () => seq,
     connection: () => undefined,
-    send: () => false,
-    writable: async () => false,
+    send: (_to, message) => sent.push(message) > 0,
+    writable: async () => true,
     writableAll: async () => undefined,
     inFlightRoom: async () => undefined,
     emit: () => undefined,
   });
   await repl.start();
   cleanups.push(() => repl.close());
-  return { repl, root, shipped };
+  return { repl, root, shipped, sent };
 }
 
 /** Keeps the event loop busy, so that the watcher's records of what happened meanwhile are read in one go. */
@@ -113,4 +116,23 @@ test('a small file reported again as the secondaries have it is not sent again; 
   utimesSync(f, 1000, 1000);
   await repl.shipAll();
   assert.deepEqual(shipped, ['f', 'f', 'f', 'f'], 'new content with the same size and mtime is sent');
+});
+
+test('a resync does not begin while the application of a node no longer primary may still write; then its last writes are its own', { skip: noPython }, async () => {
+  const { repl, root, sent } = await node();
+  repl.becomePrimary(1, { epoch: 0, seq: 0 });
+  repl.appState(true);
+  writeFileSync(join(root, 'shipped'), '1');
+  await repl.shipAll();
+  repl.stopPrimary();
+  let begun = false;
+  const begin = repl.resyncBegin('n2', { type: 'repl-resync-begin', module: 'db', epoch: 2, id: 'r1', common: [1, 1], data: Buffer.alloc(0), last: true }).then(() => (begun = true));
+  writeFileSync(join(root, 'last-write'), '2');
+  await repl.capture.flush();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(begun, false, 'no resync under a running application');
+  repl.appState(false);
+  await begin;
+  const manifest = sent.filter((m) => m.type === 'repl-resync-manifest').flatMap((m) => decodeManifest(m.data, 1));
+  assert.deepEqual(manifest.filter((e) => e.own).map((e) => e.path), ['last-write']);
 });

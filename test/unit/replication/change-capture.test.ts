@@ -140,6 +140,16 @@ test('the watcher itself says nothing of changes while quiet, from its .off sent
   }
 });
 
+test('a promotion that cannot write its sentinel starts capture at once, in the watcher too', { skip: noPython }, async () => {
+  const { c, roots, sentinelDir } = await capture(1, false);
+  rmSync(sentinelDir, { recursive: true });
+  c.capture(true);
+  writeFileSync(join(roots[0]!, 'first-write'), 'x');
+  await waitFor('the first write to be captured', () => c.pending > 0, { deadline: 5000 });
+  assert.deepEqual(c.take().map((d) => d.path), ['first-write']);
+  await assert.rejects(c.flush(), /ENOENT/, 'a barrier without its sentinel fails at once, clearly');
+});
+
 test('sentinels are removed once seen, and those of an earlier run at start', { skip: noPython }, async () => {
   const { c, sentinelDir } = await capture();
   assert.deepEqual(readdirSync(sentinelDir), [], 'a sentinel left by an earlier run is gone');

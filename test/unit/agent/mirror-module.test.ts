@@ -1,0 +1,75 @@
+/**
+ * The bridge between the role machine and the application supervisor: a
+ * stop is reported to the machine only once what the application wrote
+ * before it is shipped (a switchover's final barrier follows the report at
+ * once), and a start asked for meanwhile waits for it.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { MirrorModuleConfig } from '../../../src/config/model.js';
+import { systemClock } from '../../../src/core/clock.js';
+import type { AppSupervisor } from '../../../src/agent/app-supervisor.js';
+import { MirrorModule } from '../../../src/agent/mirror-module.js';
+import type { MemberInput } from '../../../src/logic/member.js';
+
+const config: MirrorModuleConfig = {
+  kind: 'mirror', name: 'db', nodes: ['n1', 'n2'], start: 'true', startTimeout: 1000, stopTimeout: 1000, workingDir: '/', environment: {}, checkers: [],
+  restart: { maxRestarts: 3, window: 60_000 }, directories: ['/srv/db'], failback: 'manual', readOnlyOnSecondaries: false,
+};
+
+function bridge() {
+  const app = {
+    status: 'running' as string,
+    starts: [] as Array<{ epoch: number }>,
+    start(run: { epoch: number }) {
+      this.status = 'starting';
+      this.starts.push(run);
+    },
+    stop: async () => undefined,
+    extend: () => undefined,
+    fence: async () => undefined,
+  };
+  const inputs: MemberInput['type'][] = [];
+  const running: boolean[] = [];
+  let settled!: () => void;
+  const settling: { started: number } = { started: 0 };
+  const mirror = new MirrorModule(config, app as unknown as AppSupervisor, 'n1', systemClock, (i) => inputs.push(i.type), () => undefined, {
+    settle: () => {
+      settling.started++;
+      return new Promise<void>((resolve) => (settled = resolve));
+    },
+    running: (maybe) => running.push(maybe),
+  });
+  return { app, inputs, running, mirror, settling, settle: async () => {
+    settled();
+    await new Promise((r) => setImmediate(r));
+  } };
+}
+
+test('a stop is reported once the last writes are shipped; the application is surely stopped then', async () => {
+  const { app, inputs, running, mirror, settling, settle } = bridge();
+  app.status = 'stopped';
+  mirror.onStopped();
+  assert.equal(settling.started, 1);
+  assert.deepEqual(inputs, [], 'not before the last writes are shipped');
+  await settle();
+  assert.deepEqual(inputs, ['app-stopped']);
+  assert.deepEqual(running, [false]);
+});
+
+test('a start asked for while the last writes are shipped waits for them, and says the application may run before it exists', async () => {
+  const { app, inputs, running, mirror, settle } = bridge();
+  app.status = 'stopped';
+  mirror.onStopped();
+  mirror.startApp(4, 10_000);
+  assert.equal(app.starts.length, 0, 'no start before the stop has settled');
+  await settle();
+  assert.deepEqual(app.starts.map((r) => r.epoch), [4]);
+  assert.deepEqual(inputs, [], 'a restart under the same lease is not a stop for the machine');
+  assert.deepEqual(running, [true]);
+  // A plain start: said to be maybe running before the process exists.
+  const other = bridge();
+  other.app.status = 'stopped';
+  other.mirror.startApp(5, 10_000);
+  assert.deepEqual([other.app.starts.length, other.running], [1, [true]]);
+});

@@ -1,0 +1,50 @@
+/**
+ * When a mirror node takes its application's changes and barriers: while it
+ * holds the lease with its application possibly writing — primary,
+ * promoting (started, not yet reported running; restarting after a crash),
+ * handing over until its application has stopped — and never otherwise.
+ * A change refused makes the agent stop shipping for the rest of the epoch,
+ * so refusing one while promoting lost every later write of that epoch.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { PROFILES } from '../../../src/config/profiles.js';
+import { initMember, stepMember, type MemberConfig, type MemberState } from '../../../src/logic/member.js';
+import type { MirrorState } from '../../../src/logic/mirror-role.js';
+import { initReplicationPrimary } from '../../../src/logic/replication-primary.js';
+
+const config: MemberConfig = {
+  self: 'n1',
+  nodes: ['n1', 'n2'],
+  witnesses: ['w'],
+  timings: PROFILES.lan,
+  replication: { lagTimeout: 300, retransmitInterval: 100, maxLog: 100 },
+  modules: [{ name: 'db', nodes: ['n1', 'n2'], failback: 'manual' }],
+};
+
+function holding(role: MirrorState['role'], app: MirrorState['app']): MemberState {
+  const state = initMember(config, undefined, 0);
+  const slot = state.modules.db!;
+  const primary = initReplicationPrimary({ module: 'db', self: 'n1', epoch: 3, secondaries: ['n1', 'n2'], inSync: ['n2'], timings: config.replication });
+  return { ...state, modules: { ...state.modules, db: { ...slot, mirror: { ...slot.mirror, role, app, epoch: 3 }, primary } } };
+}
+
+function takes(state: MemberState): { change: boolean; barrier: boolean } {
+  const change = stepMember(state, { type: 'change', module: 'db', data: Buffer.from('x') }, 10);
+  const barrier = stepMember(state, { type: 'barrier', module: 'db', id: 'b1', deadline: 1000 }, 10);
+  return {
+    change: !change.actions.some((a) => a.type === 'change-refused') && change.state.modules.db!.primary!.seq === 1,
+    barrier: !barrier.actions.some((a) => a.type === 'barrier-done' && !a.ok),
+  };
+}
+
+test('changes and barriers are taken while primary, promoting, and handing over until the application stopped', () => {
+  assert.deepEqual(takes(holding('primary', 'running')), { change: true, barrier: true });
+  assert.deepEqual(takes(holding('promoting', 'starting')), { change: true, barrier: true });
+  assert.deepEqual(takes(holding('handing-over', 'stopping')), { change: true, barrier: true });
+});
+
+test('and refused once the hand-over\'s application stopped, or without the lease', () => {
+  assert.deepEqual(takes(holding('handing-over', 'stopped')), { change: false, barrier: false });
+  assert.deepEqual(takes(initMember(config, undefined, 0)), { change: false, barrier: false });
+});
