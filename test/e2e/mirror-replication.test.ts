@@ -49,7 +49,11 @@ describe('mirror replication between agents on loopback', { skip: noPython }, ()
     ],
     witnesses: [{ name: 'w', address: `${net}.3` }],
     modules: {
-      db: { kind: 'mirror', start: sampleAppCommand(), environment: { APP_PORT: String(APP_PORT) }, directories: [join(dir, '{node}', 'data')], stop_timeout: '2s', checkers: [{ kind: 'process' }] },
+      db: {
+        kind: 'mirror', start: sampleAppCommand(), environment: { APP_PORT: String(APP_PORT) }, directories: [join(dir, '{node}', 'data')], stop_timeout: '2s', checkers: [{ kind: 'process' }],
+        // An application that writes while it stops (when the test asks): its last write must go with the role.
+        stop: `if [ -e ${join(dir, 'write-while-stopping')} ]; then printf 'written at epoch %s while stopping' "$SKYHA_EPOCH" > "\${SKYHA_DIRECTORIES%%:*}/written-while-stopping.txt"; fi`,
+      },
     },
   };
   let runner: ClusterRunner;
@@ -116,12 +120,17 @@ describe('mirror replication between agents on loopback', { skip: noPython }, ()
     const shown = await runCli(['status', '--config', runner.files.config]);
     assert.equal(shown.code, 0, shown.stderr);
     assert.match(shown.stdout, new RegExp(`db\\s+${other}\\s+\\d+:\\d+\\s+read-only`), 'skyha status shows the secondary protected');
+    const epoch = (await runner.status(primary))?.modules[0]?.epoch;
+    writeFileSync(join(dir, 'write-while-stopping'), '');
     const r = await runCli(['switchover', 'db', '--config', runner.files.config, '--json']);
+    rmSync(join(dir, 'write-while-stopping'));
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout) as { primary: string; from: string };
     assert.deepEqual([out.from, out.primary], [primary, other]);
-    // No barrier was called: the switchover's final barrier carried the file over.
+    // No barrier was called: the switchover's final barrier carried the file over, and what the application wrote
+    // while it stopped.
     assert.equal(readFileSync(join(data(other), 'before-switchover.txt'), 'utf8'), 'moved with the role');
+    assert.equal(readFileSync(join(data(other), 'written-while-stopping.txt'), 'utf8'), `written at epoch ${epoch} while stopping`);
     // The protection follows the roles.
     writeFileSync(join(data(other), 'after-switchover.txt'), 'the new primary writes');
     await waitFor(`${primary} read-only as a secondary`, async () => (await readOnly(primary)) === true);
