@@ -864,8 +864,13 @@ export class Agent {
   private async shipLastWrites(module: string): Promise<void> {
     const repl = this.replications.get(module);
     if (!repl?.isPrimary) return;
-    const shipped = await Promise.race([repl.shipAll().then(() => true, () => true), new Promise<false>((resolve) => this.clock.setTimer(this.config.timings.lease, () => resolve(false)))]);
-    if (!shipped) this.log.warn(`the last writes of ${module} were not all shipped within ${this.config.timings.lease} ms of its stop`);
+    let cancel: (() => void) | undefined;
+    const outcome = await Promise.race([
+      repl.shipAll().then(() => undefined, (err: Error) => err.message),
+      new Promise<string>((resolve) => (cancel = this.clock.setTimer(this.config.timings.lease, () => resolve(`not done within ${this.config.timings.lease} ms`)))),
+    ]);
+    cancel?.();
+    if (outcome !== undefined) this.log.warn(`the last writes of ${module} were not all shipped after its stop (${outcome}): what is left is kept as this node's own`);
   }
 
   /** `skyha barrier MODULE`: every change made before the call is durable on every in-sync secondary, or a clear failure. */

@@ -27,8 +27,12 @@ export class MirrorModule {
   private pendingStart: { epoch: number; validUntil: number } | undefined;
   /** The member machine has been told the application started and not yet that it stopped. */
   private reportedRunning = false;
-  /** The application stopped; its last writes are being shipped before the machine hears it. */
-  private settling = false;
+  /**
+   * A run was started and its stop is not yet reported to the machine: from the start until the supervisor's
+   * `stopped`, then while its last writes are shipped. The supervisor says `stopped` only after its failure
+   * (which may give up, and the machine then asks for a stop): that stop too waits for the report.
+   */
+  private stopOwed = false;
   epoch = 0;
 
   constructor(
@@ -56,13 +60,14 @@ export class MirrorModule {
 
   startApp(epoch: number, validUntil: number): void {
     this.epoch = epoch;
-    if (this.app.status === 'stopped' && !this.settling) this.start({ role: 'primary', epoch, validUntil });
+    if (this.app.status === 'stopped' && !this.stopOwed) this.start({ role: 'primary', epoch, validUntil });
     else this.pendingStart = { epoch, validUntil };
   }
 
   private start(run: { role: 'primary'; epoch: number; validUntil: number }): void {
     // Before the process exists: its writes are this node's own from the first one.
     this.hooks.running(true);
+    this.stopOwed = true;
     this.app.start(run);
   }
 
@@ -74,9 +79,9 @@ export class MirrorModule {
   stopApp(why: Reason): void {
     this.pendingStart = undefined;
     if (this.app.status === 'stopped') {
-      // Nothing runs: say so at once, or the role machine waits for a stop that never comes (a settling stop says
-      // so when it is done).
-      if (!this.settling) this.input({ type: 'app-stopped', module: this.config.name });
+      // Nothing runs: say so at once, or the role machine waits for a stop that never comes (a run's stop still
+      // owed is said when its last writes are shipped).
+      if (!this.stopOwed) this.input({ type: 'app-stopped', module: this.config.name });
       return;
     }
     void this.app.stop(why.text);
@@ -101,9 +106,8 @@ export class MirrorModule {
   }
 
   onStopped(): void {
-    this.settling = true;
     void this.hooks.settle().then(() => {
-      this.settling = false;
+      this.stopOwed = false;
       const pending = this.pendingStart;
       this.pendingStart = undefined;
       if (pending) {

@@ -422,6 +422,14 @@ export class MirrorReplication {
         this.appendedSinceMark = true;
         this.shippedRecords++;
         this.d.change(encodeRecord(record));
+        if (this.primaryEpoch !== epoch) {
+          // Refused (the machine no longer takes changes): its history entry is one more seq than the machine's, and a
+          // later segment's start notes such paths as suspects; this one is kept as this node's own now.
+          this.capture.mark(root, path);
+          this.keepOwnChanges();
+          await gen.return({ changedWhileReading: false });
+          return false;
+        }
         await this.d.writableAll();
         await this.d.inFlightRoom();
       }
@@ -520,6 +528,8 @@ export class MirrorReplication {
     if (this.ownWrites) {
       this.d.log.info(`the resync of ${this.d.module.name} from ${from} waits until this node's application has stopped`);
       await this.ownWrites.done;
+      // Promoted again meanwhile, or a later begin came: this one is nobody's any more.
+      if (this.isPrimary || msg.id !== this.announcedResync) return;
     }
     this.resyncFrom = from;
     return this.target.begin(msg);

@@ -46,30 +46,41 @@ function bridge() {
   } };
 }
 
+/** A bridge whose application was started by the machine and has just stopped (the supervisor says so next). */
+function stoppedRun() {
+  const b = bridge();
+  b.app.status = 'stopped';
+  b.mirror.startApp(3, 10_000);
+  b.app.status = 'stopped';
+  return b;
+}
+
 test('a stop is reported once the last writes are shipped; the application is surely stopped then', async () => {
-  const { app, inputs, running, mirror, settling, settle } = bridge();
-  app.status = 'stopped';
+  const { inputs, running, mirror, settling, settle } = stoppedRun();
   mirror.onStopped();
   assert.equal(settling.started, 1);
   assert.deepEqual(inputs, [], 'not before the last writes are shipped');
   await settle();
   assert.deepEqual(inputs, ['app-stopped']);
-  assert.deepEqual(running, [false]);
+  assert.deepEqual(running, [true, false]);
+});
+
+test('a stop asked for after a failure the supervisor reports before its stop (a give-up) waits for the same report', async () => {
+  const { inputs, mirror, settle } = stoppedRun();
+  mirror.stopApp({ code: 'GIVEN_UP', text: 'given up' });
+  assert.deepEqual(inputs, [], 'the run\'s stop is still owed: its last writes are not shipped yet');
+  mirror.onStopped();
+  await settle();
+  assert.deepEqual(inputs, ['app-stopped'], 'said once');
 });
 
 test('a start asked for while the last writes are shipped waits for them, and says the application may run before it exists', async () => {
-  const { app, inputs, running, mirror, settle } = bridge();
-  app.status = 'stopped';
+  const { app, inputs, running, mirror, settle } = stoppedRun();
   mirror.onStopped();
   mirror.startApp(4, 10_000);
-  assert.equal(app.starts.length, 0, 'no start before the stop has settled');
+  assert.equal(app.starts.length, 1, 'no start before the stop has settled');
   await settle();
-  assert.deepEqual(app.starts.map((r) => r.epoch), [4]);
+  assert.deepEqual(app.starts.map((r) => r.epoch), [3, 4]);
   assert.deepEqual(inputs, [], 'a restart under the same lease is not a stop for the machine');
-  assert.deepEqual(running, [true]);
-  // A plain start: said to be maybe running before the process exists.
-  const other = bridge();
-  other.app.status = 'stopped';
-  other.mirror.startApp(5, 10_000);
-  assert.deepEqual([other.app.starts.length, other.running], [1, [true]]);
+  assert.deepEqual(running, [true, true]);
 });

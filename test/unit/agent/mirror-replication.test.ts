@@ -126,6 +126,7 @@ test('a resync does not begin while the application of a node no longer primary 
   await repl.shipAll();
   repl.stopPrimary();
   let begun = false;
+  repl.resyncAnnounced('r1');
   const begin = repl.resyncBegin('n2', { type: 'repl-resync-begin', module: 'db', epoch: 2, id: 'r1', common: [1, 1], data: Buffer.alloc(0), last: true }).then(() => (begun = true));
   writeFileSync(join(root, 'last-write'), '2');
   await repl.capture.flush();
@@ -135,4 +136,16 @@ test('a resync does not begin while the application of a node no longer primary 
   await begin;
   const manifest = sent.filter((m) => m.type === 'repl-resync-manifest').flatMap((m) => decodeManifest(m.data, 1));
   assert.deepEqual(manifest.filter((e) => e.own).map((e) => e.path), ['last-write']);
+});
+
+test('a resync begin that waited for the application is dropped if the node was promoted again meanwhile', { skip: noPython }, async () => {
+  const { repl, sent } = await node();
+  repl.becomePrimary(1, { epoch: 0, seq: 0 });
+  repl.appState(true);
+  repl.stopPrimary();
+  repl.resyncAnnounced('r1');
+  const begin = repl.resyncBegin('n2', { type: 'repl-resync-begin', module: 'db', epoch: 2, id: 'r1', common: [1, 0], data: Buffer.alloc(0), last: true });
+  repl.becomePrimary(3, { epoch: 1, seq: 0 });
+  await begin;
+  assert.deepEqual(sent.filter((m) => m.type === 'repl-resync-manifest'), [], 'no manifest from a primary');
 });
