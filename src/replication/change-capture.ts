@@ -252,7 +252,7 @@ export class ChangeCapture {
     const wasCapturing = this.capturing;
     for (const seen of [...this.sentinelWaits.values()]) seen();
     if (!wasCapturing && !this.capturing) return false;
-    for (const root of this.o.roots) this.markTree(root);
+    for (let root = 0; root < this.o.roots.length; root++) this.markTree(root);
     return true;
   }
 
@@ -262,12 +262,11 @@ export class ChangeCapture {
    * seconds to list, longer than a primary may leave its lease unrenewed.
    * Barriers wait for it (`flush`).
    */
-  private markTree(absRoot: string): boolean {
-    const root = this.o.roots.indexOf(absRoot);
-    if (root < 0) return false;
+  private markTree(root: number): void {
+    const absRoot = this.o.roots[root]!;
     this.o.onOverflow?.(root);
     // One walk waiting per root is enough: it starts after every overflow reported so far.
-    if (this.treeMarkQueued.has(root)) return true;
+    if (this.treeMarkQueued.has(root)) return;
     this.treeMarkQueued.add(root);
     this.treeMarks = this.treeMarks.then(async () => {
       this.treeMarkQueued.delete(root);
@@ -282,7 +281,6 @@ export class ChangeCapture {
       }
       this.o.onDirty();
     }).catch((err: Error) => this.o.onError?.(`cannot mark ${absRoot} dirty after an overflow: ${err.message}`));
-    return true;
   }
 
   /** Whole-directory marks under way, in order. */

@@ -59,6 +59,12 @@ async function node(): Promise<{ repl: MirrorReplication; root: string; shipped:
   return { repl, root, shipped, sent };
 }
 
+/** The new primary's resync of this node, announced and begun as the agent does (common point 1:`seq`). */
+function beginResync(repl: MirrorReplication, seq: number): Promise<void> {
+  repl.resyncAnnounced('r1');
+  return repl.resyncBegin('n2', { type: 'repl-resync-begin', module: 'db', epoch: 2, id: 'r1', common: [1, seq], data: Buffer.alloc(0), last: true });
+}
+
 /** Keeps the event loop busy, so that the watcher's records of what happened meanwhile are read in one go. */
 function hold(ms: number): void {
   const until = performance.now() + ms;
@@ -126,8 +132,7 @@ test('a resync does not begin while the application of a node no longer primary 
   await repl.shipAll();
   repl.stopPrimary();
   let begun = false;
-  repl.resyncAnnounced('r1');
-  const begin = repl.resyncBegin('n2', { type: 'repl-resync-begin', module: 'db', epoch: 2, id: 'r1', common: [1, 1], data: Buffer.alloc(0), last: true }).then(() => (begun = true));
+  const begin = beginResync(repl, 1).then(() => (begun = true));
   writeFileSync(join(root, 'last-write'), '2');
   await repl.capture.flush();
   await new Promise((resolve) => setImmediate(resolve));
@@ -143,8 +148,7 @@ test('a resync begin that waited for the application is dropped if the node was 
   repl.becomePrimary(1, { epoch: 0, seq: 0 });
   repl.appState(true);
   repl.stopPrimary();
-  repl.resyncAnnounced('r1');
-  const begin = repl.resyncBegin('n2', { type: 'repl-resync-begin', module: 'db', epoch: 2, id: 'r1', common: [1, 0], data: Buffer.alloc(0), last: true });
+  const begin = beginResync(repl, 0);
   repl.becomePrimary(3, { epoch: 1, seq: 0 });
   await begin;
   assert.deepEqual(sent.filter((m) => m.type === 'repl-resync-manifest'), [], 'no manifest from a primary');
