@@ -198,7 +198,8 @@ export function stepMember(state: MemberState, input: MemberInput, now: number):
 function servesWrites(slot: ModuleSlot | undefined): boolean {
   if (!slot?.primary) return false;
   const { role, app } = slot.mirror;
-  return role === 'primary' || role === 'promoting' || (role === 'handing-over' && app !== 'stopped');
+  // Handing over, or given up with the lease kept until the application is gone: its last writes still ship.
+  return role === 'primary' || role === 'promoting' || ((role === 'handing-over' || role === 'out-of-service') && app !== 'stopped');
 }
 
 function route(run: Run, input: MemberInput): void {
@@ -432,7 +433,8 @@ function onClient(run: Run, a: ClientAction): void {
       if (run.state.modules[a.module]) setSlot(run, a.module, { grantedBy: a.grantedBy });
       const slot = run.state.modules[a.module];
       // The role no longer wants the lease (it stepped down meanwhile): keeping it would only block the others.
-      if (slot && (slot.mirror.role === 'secondary' || slot.mirror.role === 'out-of-service')) {
+      // Unless it gave up and its application is still stopping: the lease is released when it is gone.
+      if (slot && (slot.mirror.role === 'secondary' || slot.mirror.role === 'out-of-service') && !slot.mirror.releaseWhenStopped) {
         run.queue.push({ to: 'client', event: { type: 'release', module: a.module } });
         return;
       }
@@ -450,6 +452,7 @@ function onClient(run: Run, a: ClientAction): void {
     case 'lease-lost':
       run.actions.push({ type: 'lease-ended', module: a.module, epoch: a.epoch, reason: a.reason });
       run.queue.push({ to: 'mirror', module: a.module, event: { type: 'lease-lost', epoch: a.epoch, reason: a.reason } });
+      stepDownIfOutOfService(run, a.module);
       return;
     case 'acquire-failed':
       run.queue.push({ to: 'mirror', module: a.module, event: { type: 'lease-failed', reason: a.reason, ...(a.retryAfter !== undefined ? { retryAfter: a.retryAfter } : {}) } });
@@ -460,6 +463,7 @@ function onClient(run: Run, a: ClientAction): void {
       return;
     case 'released':
       run.actions.push({ type: 'lease-ended', module: a.module, epoch: a.epoch, reason: a.reason });
+      stepDownIfOutOfService(run, a.module);
       return;
   }
 }
@@ -529,13 +533,9 @@ function onMirror(run: Run, module: string, a: MirrorAction): void {
     }
     case 'role-changed': {
       run.actions.push({ type: 'event', module, reason: a.reason, data: { from: a.from, to: a.to, epoch: a.epoch } });
-      if ((a.to === 'secondary' || a.to === 'out-of-service' || a.to === 'acquiring') && slot().primary) {
-        // No longer primary: the local data continues the history we served.
-        const p = slot().primary!;
-        setSlot(run, module, { primary: undefined, nextAnnounceAt: Infinity, secondary: { ...slot().secondary, dataEpoch: p.epoch, applied: p.seq, epoch: Math.max(slot().secondary.epoch, p.epoch) } });
-        delete run.state.wakes[`primary:${module}`];
-        persistModule(run, module);
-      }
+      // A give-up keeps serving the stopping application's writes until the lease is released (or lost).
+      if (a.to === 'out-of-service' && slot().mirror.releaseWhenStopped) return;
+      if (a.to === 'secondary' || a.to === 'out-of-service' || a.to === 'acquiring') stepDown(run, module);
       return;
     }
     case 'refused':
@@ -545,6 +545,21 @@ function onMirror(run: Run, module: string, a: MirrorAction): void {
       run.state = { ...run.state, wakes: { ...run.state.wakes, [`mirror:${module}`]: a.at } };
       return;
   }
+}
+
+/** No longer primary: the local data continues the history we served. */
+function stepDown(run: Run, module: string): void {
+  const slot = run.state.modules[module];
+  const p = slot?.primary;
+  if (!slot || !p) return;
+  setSlot(run, module, { primary: undefined, nextAnnounceAt: Infinity, secondary: { ...slot.secondary, dataEpoch: p.epoch, applied: p.seq, epoch: Math.max(slot.secondary.epoch, p.epoch) } });
+  delete run.state.wakes[`primary:${module}`];
+  persistModule(run, module);
+}
+
+/** The lease of a module that gave up is gone: what it served until now is done. */
+function stepDownIfOutOfService(run: Run, module: string): void {
+  if (run.state.modules[module]?.mirror.role === 'out-of-service') stepDown(run, module);
 }
 
 function onPrimary(run: Run, module: string, a: ReplicationPrimaryAction): void {

@@ -237,7 +237,8 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
         out.actions.push({ type: 'stop-app', reason: reason(R.DEMOTED_LEASE_LOST, `stopping ${m}: ${event.reason.text}`) });
       }
       if (s().role !== 'out-of-service') become(out, 'secondary', event.reason);
-      set(out, { primary: undefined, nextAttemptAt: now + s().timings.renewInterval });
+      // Nothing left to release once the application is gone.
+      set(out, { primary: undefined, nextAttemptAt: now + s().timings.renewInterval, releaseWhenStopped: false });
       delete out.state.handOverTo;
       delete out.state.primary;
       break;

@@ -25,6 +25,10 @@ export type FaultEvent =
   | { at: number; type: 'link'; from: string; to: string; params: Partial<LinkParams> }
   /** Puts every link's quality back to the defaults. */
   | { at: number; type: 'links-reset' }
+  /** The application on a node fails for good (its restart budget is spent): the agent gives it up there. */
+  | { at: number; type: 'app-fail'; member: string }
+  /** An operator repairs that application and resets it: the node is back in service. */
+  | { at: number; type: 'app-repair'; member: string }
   /** Ends every fault: thaws, restarts (disk kept), heals the network and the links. The quiet period starts. */
   | { at: number; type: 'heal-all' };
 
@@ -55,6 +59,10 @@ export function describeFault(f: FaultEvent): string {
       return `link ${f.from}→${f.to} ${Object.entries(f.params).map(([k, v]) => `${k}=${v}`).join(' ')}`;
     case 'links-reset':
       return 'links back to defaults';
+    case 'app-fail':
+      return `app-fail ${f.member} (the application is given up there)`;
+    case 'app-repair':
+      return `app-repair ${f.member} (an operator resets it)`;
     case 'heal-all':
       return 'heal everything (quiet period starts)';
   }

@@ -108,6 +108,11 @@ export interface SimProcess<Msg> {
   onTimer(ctx: ProcessContext<Msg>, tag: string): void;
   /** The keeper acted on fuse `tag` (its observation is already recorded). Called on the current incarnation, if the agent is up. */
   onKeeper?(ctx: ProcessContext<Msg>, fuse: Fuse): void;
+  /**
+   * The application on this member failed for good (`fail`: its restart budget is spent), or an operator
+   * repaired and reset it (`repair`). Called when the agent runs; a paused agent hears it at its thaw.
+   */
+  onAppFault?(ctx: ProcessContext<Msg>, fault: 'fail' | 'repair'): void;
   /** The run is over: report final facts (e.g. `final-data`). Called on every member that is up. */
   onEnd?(ctx: ProcessContext<Msg>): void;
 }

@@ -11,6 +11,10 @@
  * a time: the scope of the no-lost-acknowledged-write guarantee. Network
  * faults (one partition-like and one link-quality episode at a time) come on
  * top, at any time. `harsh` lifts the member bound.
+ *
+ * Application failures (a node's application given up, then repaired by an
+ * operator) are drawn apart, one at a time on nodes, from their own random
+ * stream: the other faults of a seed stay what they were before they existed.
  */
 import { formatUs, msToUs } from './clock.js';
 import { describeFault, type FaultEvent } from './faults.js';
@@ -52,6 +56,8 @@ export interface FaultOptions {
   redrift: number;
   /** Duplication and reordering faults are only drawn for datagram links. */
   linkModel: LinkModel;
+  /** Mean time between two application failures (on any node), ms; Infinity for none. */
+  appFailGap: number;
 }
 
 export const GENTLE: Readonly<FaultOptions> = {
@@ -69,6 +75,7 @@ export const GENTLE: Readonly<FaultOptions> = {
   nodeFreeze: 0.5,
   redrift: 0.2,
   linkModel: 'datagram',
+  appFailGap: 2_500,
 };
 
 /** Any number of members down at once, faster faults, no recovery gap: safety must still hold; the data guarantee's scope no longer does. */
@@ -196,9 +203,28 @@ export function generateSchedule(seed: number, cluster: ClusterInfo, partial: Pa
       }
     }
   }
+  events.push(...appFailures(new Random(seed).fork('app-faults'), cluster.nodes, o));
   events.push({ at: o.duration, type: 'heal-all' });
   events.sort((x, y) => x.at - y.at); // stable: ties keep the order they were drawn in
   return { seed, members, events, healAt: o.duration, endAt: o.duration + o.quiet, options: o };
+}
+
+/** Application failures, one at a time, each repaired after an episode's length (or by the heal). */
+function appFailures(rng: Random, nodes: readonly string[], o: FaultOptions): FaultEvent[] {
+  const out: FaultEvent[] = [];
+  if (nodes.length === 0 || !Number.isFinite(o.appFailGap)) return out;
+  let t = 0;
+  for (;;) {
+    t = us(t + rng.exp(o.appFailGap));
+    if (t >= o.duration) break;
+    const member = rng.pick(nodes);
+    const end = us(t + rng.logBetween(o.minFault, o.maxFault));
+    out.push({ at: t, type: 'app-fail', member });
+    if (end >= o.duration) break;
+    out.push({ at: end, type: 'app-repair', member });
+    t = end;
+  }
+  return out;
 }
 
 function drawLinkParams(rng: Random, model: LinkModel): Partial<LinkParams> {

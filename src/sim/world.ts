@@ -274,6 +274,9 @@ export class World<Msg> {
         return this.thaw(f.member);
       case 'heal-all':
         return this.healAll();
+      case 'app-fail':
+      case 'app-repair':
+        return this.appFault(f.member, f.type === 'app-fail' ? 'fail' : 'repair');
     }
     this.trace.add(TraceKind.fault, this.nowUs, -1, -1, f);
     switch (f.type) {
@@ -381,6 +384,25 @@ export class World<Msg> {
     this.network.resetLinks();
     for (const m of this.members) if (m.frozen !== null) this.thaw(m.name);
     for (const m of this.members) if (!m.agentUp) this.restart(m.name, 'kept');
+    // After what the thaws let through (a failure a paused agent has yet to hear): nothing stays failed.
+    for (const m of this.members) if (m.info.kind === 'node') this.at(this.now, () => this.appFault(m.name, 'repair'));
+  }
+
+  /** A member's application fails for good, or is repaired: its agent is told (at its thaw if paused; never if down). */
+  appFault(member: string, fault: 'fail' | 'repair'): void {
+    const m = this.get(member);
+    const f = { at: this.now, type: fault === 'fail' ? 'app-fail' : 'app-repair', member } as const;
+    if (!m.agentUp) {
+      this.trace.add(TraceKind.drop, this.nowUs, m.index, -1, f, 'down');
+      return;
+    }
+    if (m.frozen !== null) {
+      const inc = m.incarnation;
+      m.buffer.push(new SimEvent(EV_CALL, m.index, -1, inc, 0, '', () => m.incarnation === inc && this.appFault(member, fault)));
+      return;
+    }
+    this.trace.add(TraceKind.fault, this.nowUs, -1, -1, f);
+    this.guard(m, `onAppFault(${fault})`, () => m.process?.onAppFault?.(m.ctx as ProcessContext<Msg>, fault));
   }
 
   // ---- internals ----------------------------------------------------------

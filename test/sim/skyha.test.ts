@@ -45,6 +45,7 @@ describe('simulation: a checker that cannot fail proves nothing', () => {
     ['no-drift-margin', /\[(noTwoPrimaries|leaseExclusive)\]/],
     ['promote-out-of-sync', /\[noLostAckedWrite\]/],
     ['keep-serving', /\[(noTwoPrimaries|leaseExclusive)\]/],
+    ['stop-early', /\[noTwoPrimaries\]/],
   ];
   for (const [variant, caughtBy] of variants) {
     it(`catches skyha:${variant}`, () => {

@@ -2,7 +2,8 @@
  * When a mirror node takes its application's changes and barriers: while it
  * holds the lease with its application possibly writing — primary,
  * promoting (started, not yet reported running; restarting after a crash),
- * handing over until its application has stopped — and never otherwise.
+ * handing over until its application has stopped, given up (out of service)
+ * with the lease kept until its application has stopped — and never otherwise.
  * A change refused makes the agent stop shipping for the rest of the epoch,
  * so refusing one while promoting lost every later write of that epoch.
  */
@@ -42,9 +43,24 @@ test('changes and barriers are taken while primary, promoting, and handing over 
   assert.deepEqual(takes(holding('primary', 'running')), { change: true, barrier: true });
   assert.deepEqual(takes(holding('promoting', 'starting')), { change: true, barrier: true });
   assert.deepEqual(takes(holding('handing-over', 'stopping')), { change: true, barrier: true });
+  assert.deepEqual(takes(holding('out-of-service', 'stopping')), { change: true, barrier: true });
 });
 
 test('and refused once the hand-over\'s application stopped, or without the lease', () => {
   assert.deepEqual(takes(holding('handing-over', 'stopped')), { change: false, barrier: false });
+  assert.deepEqual(takes(holding('out-of-service', 'stopped')), { change: false, barrier: false });
   assert.deepEqual(takes(initMember(config, undefined, 0)), { change: false, barrier: false });
+});
+
+test('a give-up keeps the lease and serves the stopping application\'s writes; the lease goes once it stopped', () => {
+  const step = stepMember(holding('primary', 'running'), { type: 'given-up', module: 'db', reason: { code: 'RESTART_GIVE_UP', text: 'x' } }, 10);
+  const slot = step.state.modules.db!;
+  assert.equal(slot.mirror.role, 'out-of-service');
+  assert.ok(step.actions.some((a) => a.type === 'stop-app'));
+  assert.ok(slot.primary, 'still the primary of its lease while the application stops');
+  assert.equal(slot.mirror.releaseWhenStopped, true);
+  assert.deepEqual(takes(step.state), { change: true, barrier: true });
+  const stopped = stepMember(step.state, { type: 'app-stopped', module: 'db' }, 20);
+  assert.equal(stopped.state.modules.db!.mirror.releaseWhenStopped, false);
+  assert.deepEqual(takes(stopped.state), { change: false, barrier: false }, 'the application is gone: nothing more to take');
 });
