@@ -859,18 +859,20 @@ export class Agent {
   /**
    * The application stopped: as primary, everything it wrote is shipped before the role machine hears it (a
    * switchover's final barrier follows at once). Bounded by a lease: a watcher that does not answer must not hold
-   * the role machine; what is left is then this node's own (suspects, see MirrorReplication).
+   * the role machine. What is left aborts a switchover (the role machine hears why); else it is this node's own
+   * (suspects, see MirrorReplication).
    */
-  private async shipLastWrites(module: string): Promise<void> {
+  private async shipLastWrites(module: string): Promise<string | undefined> {
     const repl = this.replications.get(module);
-    if (!repl?.isPrimary) return;
+    if (!repl?.isPrimary) return undefined;
     let cancel: (() => void) | undefined;
     const outcome = await Promise.race([
       repl.shipAll().then(() => undefined, (err: Error) => err.message),
       new Promise<string>((resolve) => (cancel = this.clock.setTimer(this.config.timings.lease, () => resolve(`not done within ${this.config.timings.lease} ms`)))),
     ]);
     cancel?.();
-    if (outcome !== undefined) this.log.warn(`the last writes of ${module} were not all shipped after its stop (${outcome}): what is left is kept as this node's own`);
+    if (outcome !== undefined) this.log.warn(`the last writes of ${module} were not all shipped after its stop (${outcome}): a switchover is aborted; else what is left is kept as this node's own`);
+    return outcome;
   }
 
   /** `skyha barrier MODULE`: every change made before the call is durable on every in-sync secondary, or a clear failure. */

@@ -11,7 +11,8 @@
  * A stop is reported only once what the application wrote before it is
  * shipped (`hooks.settle`): a switchover's final barrier, which the report
  * starts, then covers its last writes, and a restart does not leave them
- * behind. A start asked for meanwhile waits for it, like one asked for
+ * behind. If they could not all be shipped, the report says why, and the
+ * role machine aborts a hand-over rather than move the role without them. A start asked for meanwhile waits for it, like one asked for
  * while the application was still stopping.
  */
 import type { Clock } from '../core/clock.js';
@@ -43,11 +44,11 @@ export class MirrorModule {
     private readonly input: (input: MemberInput) => void,
     private readonly emit: (module: string, reason: Reason, data?: Record<string, string | number>) => void,
     private readonly hooks: {
-      /** Ships what the stopped application wrote; resolves when done or given up, never rejects. */
-      settle(): Promise<void>;
+      /** Ships what the stopped application wrote; resolves when done (undefined) or given up (why), never rejects. */
+      settle(): Promise<string | undefined>;
       /** The application may be running (a start is under way) or is surely stopped. */
       running(maybe: boolean): void;
-    } = { settle: () => Promise.resolve(), running: () => undefined },
+    } = { settle: () => Promise.resolve(undefined), running: () => undefined },
   ) {
     this.policy = initRestartPolicy({ module: config.name, node, maxRestarts: config.restart.maxRestarts, window: config.restart.window }, clock.now());
   }
@@ -106,7 +107,7 @@ export class MirrorModule {
   }
 
   onStopped(): void {
-    void this.hooks.settle().then(() => {
+    void this.hooks.settle().then((unshipped) => {
       this.stopOwed = false;
       const pending = this.pendingStart;
       this.pendingStart = undefined;
@@ -116,7 +117,7 @@ export class MirrorModule {
       }
       this.hooks.running(this.app.status !== 'stopped');
       this.reportedRunning = false;
-      this.input({ type: 'app-stopped', module: this.config.name });
+      this.input({ type: 'app-stopped', module: this.config.name, ...(unshipped !== undefined ? { unshipped } : {}) });
     });
   }
 

@@ -84,7 +84,8 @@ export type MemberInput =
   | { type: 'tick' }
   | { type: 'receive'; from: string; message: MemberMessage }
   | { type: 'app-started'; module: string }
-  | { type: 'app-stopped'; module: string }
+  /** `unshipped`: the stopped application's last writes could not all be shipped (why); a hand-over is then aborted. */
+  | { type: 'app-stopped'; module: string; unshipped?: string }
   /** The restart policy gave the module up on this node: stop it, release the lease, take no role until reset. */
   | { type: 'given-up'; module: string; reason: Reason }
   /** A change the application made on the primary (the driver captured it). */
@@ -222,8 +223,10 @@ function route(run: Run, input: MemberInput): void {
       receive(run, input.from, input.message);
       return;
     case 'app-started':
+      if (s.modules[input.module]) run.queue.push({ to: 'mirror', module: input.module, event: { type: 'app-started' } });
+      return;
     case 'app-stopped':
-      if (s.modules[input.module]) run.queue.push({ to: 'mirror', module: input.module, event: { type: input.type } });
+      if (s.modules[input.module]) run.queue.push({ to: 'mirror', module: input.module, event: { type: 'app-stopped', ...(input.unshipped !== undefined ? { unshipped: input.unshipped } : {}) } });
       return;
     case 'given-up':
       if (s.modules[input.module]) run.queue.push({ to: 'mirror', module: input.module, event: { type: 'given-up', reason: input.reason } });

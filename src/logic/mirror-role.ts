@@ -86,7 +86,8 @@ export type MirrorEvent =
   /** The node we handed over to is out of service or lacks data: it released the lease; take it back. */
   | { type: 'hand-over-refused'; from: string; epoch: number }
   | { type: 'app-started' }
-  | { type: 'app-stopped' }
+  /** `unshipped`: what the application wrote before it stopped could not all be shipped (why). */
+  | { type: 'app-stopped'; unshipped?: string }
   | { type: 'barrier-done'; ok: boolean; reason?: Reason }
   | { type: 'given-up'; reason: Reason }
   | { type: 'reset' }
@@ -263,7 +264,10 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
         set(out, { releaseWhenStopped: false });
         out.actions.push({ type: 'lease-release' });
       }
-      if (s().role === 'handing-over' && s().handOverTo) out.actions.push({ type: 'final-barrier', to: s().handOverTo! });
+      // A hand-over moves the role only with every last write on the target: if some could not be shipped, the
+      // application runs here again (what is left is then shipped as usual) and the operator may try again.
+      if (s().role === 'handing-over' && s().handOverTo && event.unshipped !== undefined) abortHandOver(out, reason(R.SWITCHOVER_ABORTED, `the last writes could not be shipped to ${s().handOverTo}: ${event.unshipped}`));
+      else if (s().role === 'handing-over' && s().handOverTo) out.actions.push({ type: 'final-barrier', to: s().handOverTo! });
       else if (!expected && (s().role === 'primary' || s().role === 'promoting')) {
         // It stopped by itself (crashed, or the keeper stopped it while the agent was frozen): start it again
         // under the lease; the member checks the lease is still held, and the restart policy counts it.

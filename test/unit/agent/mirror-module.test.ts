@@ -30,18 +30,19 @@ function bridge() {
     fence: async () => undefined,
   };
   const inputs: MemberInput['type'][] = [];
+  const said: MemberInput[] = [];
   const running: boolean[] = [];
-  let settled!: () => void;
+  let settled!: (unshipped: string | undefined) => void;
   const settling: { started: number } = { started: 0 };
-  const mirror = new MirrorModule(config, app as unknown as AppSupervisor, 'n1', systemClock, (i) => inputs.push(i.type), () => undefined, {
+  const mirror = new MirrorModule(config, app as unknown as AppSupervisor, 'n1', systemClock, (i) => (inputs.push(i.type), said.push(i)), () => undefined, {
     settle: () => {
       settling.started++;
-      return new Promise<void>((resolve) => (settled = resolve));
+      return new Promise<string | undefined>((resolve) => (settled = resolve));
     },
     running: (maybe) => running.push(maybe),
   });
-  return { app, inputs, running, mirror, settling, settle: async () => {
-    settled();
+  return { app, inputs, said, running, mirror, settling, settle: async (unshipped?: string) => {
+    settled(unshipped);
     await new Promise((r) => setImmediate(r));
   } };
 }
@@ -63,6 +64,13 @@ test('a stop is reported once the last writes are shipped; the application is su
   await settle();
   assert.deepEqual(inputs, ['app-stopped']);
   assert.deepEqual(running, [true, false]);
+});
+
+test('a stop whose last writes could not all be shipped says why (the role machine then aborts a hand-over)', async () => {
+  const { said, mirror, settle } = stoppedRun();
+  mirror.onStopped();
+  await settle('not done within 600 ms');
+  assert.deepEqual(said, [{ type: 'app-stopped', module: 'db', unshipped: 'not done within 600 ms' }]);
 });
 
 test('a stop asked for after a failure the supervisor reports before its stop (a give-up) waits for the same report', async () => {

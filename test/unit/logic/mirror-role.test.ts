@@ -122,6 +122,21 @@ describe('mirror role', () => {
     assert.deepEqual(types(aborted.actions).slice(-2), ['role:promoting', 'start-app']);
   });
 
+  it('aborts a hand-over whose last writes could not all be shipped: no final barrier, the application runs here again', () => {
+    const synced = run({ ...primaryA(), failback: 'manual' }, [[50, { type: 'record-committed', inSync: ['b'] }]]).state;
+    const aborted = run(synced, [
+      [100, { type: 'switchover', to: 'b' }],
+      [110, { type: 'app-stopped', unshipped: 'not done within 800 ms' }],
+    ]);
+    assert.deepEqual(types(aborted.actions), ['role:handing-over', 'stop-app', 'role:promoting', 'start-app']);
+    const role = aborted.actions.find((x) => x.type === 'role-changed' && x.to === 'promoting');
+    assert.match(role?.type === 'role-changed' ? role.reason.text : '', /last writes could not be shipped to b: not done within 800 ms/);
+    assert.equal(aborted.state.handOverTo, undefined);
+    // Outside a hand-over the same report is an ordinary stop.
+    const restart = run(synced, [[100, { type: 'app-stopped', unshipped: 'x' }]]);
+    assert.deepEqual(types(restart.actions), ['role:promoting', 'start-app'], 'it stopped by itself: started again');
+  });
+
   it('fails back to the preferred node once it is in sync (automatic failback)', () => {
     let b = initMirror({ module: 'db', self: 'b', nodes: ['a', 'b'], preferredNode: 'a', failback: 'automatic', timings: T, now: 0 });
     b = run(b, [
