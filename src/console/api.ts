@@ -100,7 +100,7 @@ export interface ModuleOnNode {
   secondaries?: Array<{ node: string; connected: boolean; inSync: boolean; lagChanges: number; lagBytes: number; lagMs: number }>;
   leaseLeftMs?: number;
   gate?: { engine: string; port: number; requests: number; failed: number; retries: number; backends: Array<{ node: string; health: string; admin: string; observed: string; requests: number; errors: number; p99?: number }> };
-  replication?: { readOnly: { readOnly: boolean; reason?: string }; resyncsSent: { running: Array<{ to: string; done: number; paths: number; bytes: number }> } };
+  replication?: { readOnly: { readOnly: boolean; reason?: string }; resyncsSent: { running: Array<{ to: string; done: number; paths: number; bytes: number }> }; broken?: string; suspects?: number; pending?: number; overflows?: number };
 }
 
 export interface Cluster {

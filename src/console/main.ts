@@ -10,6 +10,7 @@ import { render } from 'preact';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { html } from 'htm/preact';
 import { Api, ApiFailure, type Cluster, type ClusterEvent, type ModuleOnNode, type Session } from './api.js';
+import { replicationNotes } from '../api/replication-notes.js';
 
 const TOKEN_KEY = 'skyha.token';
 
@@ -188,6 +189,8 @@ function NodeRow({ m, n, primary, gate, canAct, act, path }: { m: Cluster['modul
   const backend = gate?.backends.find((b) => b.node === n.node);
   const denied = canAct ? '' : 'needs the control role';
   const replication = n.role === 'primary' ? `primary${n.replication?.resyncsSent.running.length ? ` · resync ${n.replication.resyncsSent.running.map((r) => `${r.to} ${r.paths ? Math.floor((100 * r.done) / r.paths) : 0}%`).join(', ')}` : ''}` : sec ? `${sec.inSync ? 'in sync' : 'not in sync'}${sec.lagChanges ? ` · ${sec.lagChanges} behind${sec.lagBytes > 0 ? ` (${(sec.lagBytes / 1024).toFixed(0)} KiB)` : ''}` : ''}${n.replication && !n.replication.readOnly.readOnly ? ' · writable' : ''}` : '—';
+  // What needs the operator (as `skyha status` says it), and watcher overflows (a tree walk made up for them).
+  const notes = n.replication ? [...replicationNotes(n.replication, n.role), ...(n.replication.overflows ? [`${n.replication.overflows} watcher overflow${n.replication.overflows === 1 ? '' : 's'}`] : [])] : [];
   return html`
     <tr data-node=${n.node} data-role=${n.role}>
       <td>${n.node}</td>
@@ -195,7 +198,7 @@ function NodeRow({ m, n, primary, gate, canAct, act, path }: { m: Cluster['modul
       <td>${n.app?.status}${n.app?.pid ? ` (pid ${n.app.pid})` : ''}${n.restarts?.givenUp ? ' · given up' : n.restarts?.inWindow ? ` · ${n.restarts.inWindow}/${n.restarts.max} restarts` : ''}</td>
       <td title=${n.health?.why}>${n.health?.code === 200 ? '200 ok' : `${n.health?.code ?? '?'}`}</td>
       <td>${(n.checkers ?? []).map((c) => html`<span class=${`check ${c.status}`} title=${c.detail ?? ''}>${c.name}</span> `)}</td>
-      <td>${m.kind === 'mirror' ? replication : backend ? `${backend.health}/${backend.admin}${backend.observed !== 'ok' ? ` · ${backend.observed}` : ''} · ${backend.requests} req${backend.errors ? ` · ${backend.errors} err` : ''}` : '—'}</td>
+      <td>${m.kind === 'mirror' ? html`${replication}${notes.map((note) => html` · <span class=${note.startsWith('APPLY FAILED') ? 'attention' : 'note'}>${note}</span>`)}` : backend ? `${backend.health}/${backend.admin}${backend.observed !== 'ok' ? ` · ${backend.observed}` : ''} · ${backend.requests} req${backend.errors ? ` · ${backend.errors} err` : ''}` : '—'}</td>
       <td class="actions">
         ${m.kind === 'farm' && (backend?.admin ?? 'ready') === 'ready' && html`<button disabled=${!canAct} title=${denied} onClick=${() => act(`Drain ${m.name} on ${n.node}`, `Drain ${m.name} on ${n.node}? The gates send it no new requests; open ones finish.`, 'PUT', path(`/nodes/${encodeURIComponent(n.node)}/admin`), { state: 'drain' })}>Drain</button>`}
         ${m.kind === 'farm' && backend && backend.admin !== 'ready' && html`<button disabled=${!canAct} title=${denied} onClick=${() => act(`Ready ${m.name} on ${n.node}`, `Put ${n.node} back into ${m.name}'s gate?`, 'PUT', path(`/nodes/${encodeURIComponent(n.node)}/admin`), { state: 'ready' })}>Ready</button>`}

@@ -8,6 +8,7 @@
 import type { Command } from 'commander';
 import { SkyhaError } from '../../core/errors.js';
 import type { ClusterStatus } from '../../api/cluster-view.js';
+import { replicationNotes } from '../../api/replication-notes.js';
 
 interface Options {
   config: string;
@@ -74,13 +75,8 @@ export function renderStatus(s: ClusterStatus): string {
       if (!r) continue;
       const running = r.resyncsSent.running.map((p) => `resync to ${p.to} ${bar(p.paths ? p.done / p.paths : 0)} ${p.done}/${p.paths || '?'} paths, ${mib(p.bytes)}`).join('; ');
       const last = r.resyncsReceived.last ? `last resync in: ${mib(r.resyncsReceived.last.bytes)}${r.resyncsReceived.last.conflicts ? `, ${r.resyncsReceived.last.conflicts} kept aside` : ''}` : '';
-      // What needs the operator first: an apply that failed, then what this node holds that nobody else has.
-      const notes = [
-        r.broken ? `APPLY FAILED (${r.broken}): restart this agent to resync` : '',
-        r.suspects ? `${r.suspects} own change(s) to compare at the next resync` : '',
-        n.role === 'primary' && r.pending ? `${r.pending} path(s) to ship` : '',
-        running || last,
-      ].filter(Boolean);
+      // What needs the operator first (an apply that failed, what only this node holds), then what is under way.
+      const notes = [...replicationNotes(r, n.role), running || last].filter(Boolean);
       repl.push([mod.name, n.node, `${r.position.epoch}:${r.position.seq}`, r.readOnly.readOnly ? 'read-only' : n.role === 'primary' ? 'writable' : `writable (${r.readOnly.reason ?? 'primary'})`, `${r.watchedDirectories}${r.overflows ? ` (${r.overflows} overflows)` : ''}`, notes.join('; ') || '-']);
     }
   }

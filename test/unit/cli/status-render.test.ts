@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import type { ClusterStatus } from '../../../src/api/cluster-view.js';
 import type { ReplicationReport } from '../../../src/agent/mirror-replication.js';
 import { renderStatus } from '../../../src/cli/commands/status.js';
+import { replicationNotes } from '../../../src/api/replication-notes.js';
 
 function replication(over: Partial<ReplicationReport>): ReplicationReport {
   return {
@@ -35,7 +36,13 @@ test('the replication table shows a failed apply, own changes, paths to ship and
     { node: 'gcp-1', role: 'secondary', replication: replication({}) },
   ]));
   assert.match(text, /REPLICATION/);
-  assert.match(row(text, 'aws-1'), /7 path\(s\) to ship; resync to azure-1 \[#{10}\.{10}\] 50% 5\/10 paths, 2\.0 MiB$/);
-  assert.match(row(text, 'azure-1'), /APPLY FAILED \(ENOSPC: no space left on device\): restart this agent to resync; 2 own change\(s\) to compare at the next resync$/);
+  assert.match(row(text, 'aws-1'), /7 paths to ship; resync to azure-1 \[#{10}\.{10}\] 50% 5\/10 paths, 2\.0 MiB$/);
+  assert.match(row(text, 'azure-1'), /APPLY FAILED \(ENOSPC: no space left on device\): restart this agent to resync; 2 own changes to compare at the next resync$/);
   assert.match(row(text, 'gcp-1'), /read-only\s+12\s+-$/);
+});
+
+test('the notes the console shows too: one of a kind, and paths to ship only on the primary', () => {
+  assert.deepEqual(replicationNotes({ suspects: 1, pending: 1 }, 'primary'), ['1 own change to compare at the next resync', '1 path to ship']);
+  assert.deepEqual(replicationNotes({ pending: 4 }, 'secondary'), [], 'a secondary ships nothing: its count is not the operator\'s concern');
+  assert.deepEqual(replicationNotes({}, 'primary'), []);
 });
