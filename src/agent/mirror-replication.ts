@@ -226,6 +226,7 @@ export class MirrorReplication {
   async close(): Promise<void> {
     clearInterval(this.markTimer);
     this.source.abortAll();
+    this.applier.closeStaging({ forGood: true });
     this.view.close();
     if (this.primaryEpoch !== undefined) await this.markNow(2000);
     await this.capture.close();
@@ -272,6 +273,8 @@ export class MirrorReplication {
     this.view.release();
     // A resync this node was receiving will not finish: what it set aside is reported, and is this node's to keep.
     this.target.abandon();
+    // Nor will a big file being applied: its staging file is not held open for a whole term as primary.
+    this.applier.closeStaging();
     // Changes of an earlier epoch here that were never shipped belong to that epoch's segment.
     this.keepOwnChanges();
     this.ownWritesEnded();

@@ -174,6 +174,75 @@ test('a change of a few blocks of a big file sends those blocks only, in place; 
   }
 });
 
+test('a big file\'s parts go through one open staging file; parts of two files interleaved, a closed or removed staging area, a close during a write, a file sent anew: every file whole, no descriptor left open', async () => {
+  const p = pair();
+  const fds = (): number => readdirSync('/proc/self/fd').length;
+  try {
+    writeFileSync(join(p.primary, 'a'), Buffer.alloc(3 * 64 * 1024 + 10, 1));
+    writeFileSync(join(p.primary, 'b'), Buffer.alloc(2 * 64 * 1024 + 20, 2));
+    const a = await read(p, 'a');
+    const b = await read(p, 'b');
+    assert.equal(a.length, 4);
+    assert.equal(b.length, 3);
+    const before = fds();
+    await p.applier.apply(a[0]!);
+    await p.applier.apply(a[1]!);
+    assert.equal(fds(), before + 1, 'the staging file of a stays open between its parts');
+    // Another file's first part closes a's staging file; a's next part opens it again and goes on.
+    await p.applier.apply(b[0]!);
+    await p.applier.apply(a[2]!);
+    await p.applier.apply(b[1]!);
+    // The owner closes it (the node stops applying); the next part opens it again.
+    p.applier.closeStaging();
+    assert.equal(fds(), before);
+    await p.applier.apply(a[3]!);
+    await p.applier.apply(b[2]!);
+    assert.equal(fds(), before, 'nothing open once both files are in place');
+    assert.deepEqual(snapshot(p.secondary), snapshot(p.primary));
+    // A staging area removed by hand between two files is made again.
+    rmSync(join(p.secondary, STAGING_DIR), { recursive: true });
+    writeFileSync(join(p.primary, 'c'), Buffer.alloc(2 * 64 * 1024 + 5, 3));
+    await ship(p, 'c');
+    assert.deepEqual(snapshot(p.secondary), snapshot(p.primary));
+    assert.equal(fds(), before);
+    // So is one removed before a symlink or a small file, which go through the same staging directory.
+    rmSync(join(p.secondary, STAGING_DIR), { recursive: true });
+    symlinkSync('c', join(p.primary, 'link'));
+    await ship(p, 'link');
+    rmSync(join(p.secondary, STAGING_DIR), { recursive: true });
+    writeFileSync(join(p.primary, 'small'), 'a small file');
+    await ship(p, 'small');
+    assert.deepEqual(snapshot(p.secondary), snapshot(p.primary));
+    // A close asked for while a part is being written waits for the write (its descriptor could be reused).
+    writeFileSync(join(p.primary, 'e'), Buffer.alloc(2 * 64 * 1024 + 5, 5));
+    const e = await read(p, 'e');
+    const writing = p.applier.apply(e[0]!);
+    p.applier.closeStaging();
+    await writing;
+    assert.equal(fds(), before, 'closed once its write was done');
+    await p.applier.apply(e[1]!);
+    await p.applier.apply(e[2]!);
+    assert.deepEqual(readFileSync(join(p.secondary, 'e')), readFileSync(join(p.primary, 'e')));
+    // A first part again (the file sent anew) starts the staging file over, even while the old one is open.
+    writeFileSync(join(p.primary, 'f'), Buffer.alloc(3 * 64 * 1024, 6));
+    const f1 = await read(p, 'f');
+    writeFileSync(join(p.primary, 'f'), Buffer.alloc(2 * 64 * 1024 + 1, 7));
+    p.hashes.delete('f');
+    const f2 = await read(p, 'f');
+    await p.applier.apply(f1[0]!);
+    await p.applier.apply(f1[1]!);
+    for (const bytes of f2) await p.applier.apply(bytes);
+    assert.deepEqual(readFileSync(join(p.secondary, 'f')), readFileSync(join(p.primary, 'f')));
+    assert.equal(fds(), before);
+    // A later part whose staging file is gone is refused, not applied as if it were the whole file.
+    writeFileSync(join(p.primary, 'd'), Buffer.alloc(2 * 64 * 1024 + 5, 4));
+    const d = await read(p, 'd');
+    await assert.rejects(p.applier.apply(d[1]!), /a later part arrived without the first one/);
+  } finally {
+    p.cleanup();
+  }
+});
+
 test('a file replaced while it is being shipped is reported, and shipping it again leaves the new file whole', async () => {
   const p = pair();
   try {
