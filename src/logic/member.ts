@@ -437,7 +437,7 @@ function onClient(run: Run, a: ClientAction): void {
       const slot = run.state.modules[a.module];
       // The role no longer wants the lease (it stepped down meanwhile): keeping it would only block the others.
       // Unless it gave up and its application is still stopping: the lease is released when it is gone.
-      if (slot && (slot.mirror.role === 'secondary' || slot.mirror.role === 'out-of-service') && !slot.mirror.releaseWhenStopped) {
+      if (slot && (slot.mirror.role === 'secondary' || slot.mirror.role === 'out-of-service') && !slot.mirror.releaseWhenStopped && !slot.mirror.releaseAfterBarrier) {
         run.queue.push({ to: 'client', event: { type: 'release', module: a.module } });
         return;
       }
@@ -517,7 +517,9 @@ function onMirror(run: Run, module: string, a: MirrorAction): void {
       run.actions.push({ type: 'stop-app', module, reason: a.reason });
       return;
     case 'final-barrier':
-      run.queue.push({ to: 'primary', module, event: { type: 'barrier', id: FINAL_BARRIER, deadline: run.now + run.state.config.timings.lease, on: a.to } });
+      // No replication primary (it stepped down meanwhile): nothing to wait for.
+      if (!slot().primary) run.queue.push({ to: 'mirror', module, event: { type: 'barrier-done', ok: false, reason: reason('NOT_PRIMARY', `${module} has no replication primary here`) } });
+      else run.queue.push({ to: 'primary', module, event: { type: 'barrier', id: FINAL_BARRIER, deadline: run.now + run.state.config.timings.lease, ...(a.to !== undefined ? { on: a.to } : {}) } });
       return;
     case 'send-hand-over': {
       // Where the data stands: still the primary's (the role changes after this action), else what it left behind.
@@ -536,8 +538,9 @@ function onMirror(run: Run, module: string, a: MirrorAction): void {
     }
     case 'role-changed': {
       run.actions.push({ type: 'event', module, reason: a.reason, data: { from: a.from, to: a.to, epoch: a.epoch } });
-      // A give-up keeps serving the stopping application's writes until the lease is released (or lost).
-      if (a.to === 'out-of-service' && slot().mirror.releaseWhenStopped) return;
+      // A give-up keeps serving the stopping application's writes, and then its final barrier, until the lease is
+      // released (or lost).
+      if (a.to === 'out-of-service' && (slot().mirror.releaseWhenStopped || slot().mirror.releaseAfterBarrier)) return;
       if (a.to === 'secondary' || a.to === 'out-of-service' || a.to === 'acquiring') stepDown(run, module);
       return;
     }
@@ -558,6 +561,12 @@ function stepDown(run: Run, module: string): void {
   setSlot(run, module, { primary: undefined, nextAnnounceAt: Infinity, secondary: { ...slot.secondary, dataEpoch: p.epoch, applied: p.seq, epoch: Math.max(slot.secondary.epoch, p.epoch) } });
   delete run.state.wakes[`primary:${module}`];
   persistModule(run, module);
+  // Its barriers can no longer be answered: they fail now rather than never (the caller would wait for ever).
+  for (const b of p.barriers) {
+    const why = reason('NOT_PRIMARY', `${run.state.config.self} is no longer the primary of ${module}: the barrier cannot be answered`);
+    if (b.id === FINAL_BARRIER) run.queue.push({ to: 'mirror', module, event: { type: 'barrier-done', ok: false, reason: why } });
+    else run.actions.push({ type: 'barrier-done', module, id: b.id, ok: false, reason: why });
+  }
 }
 
 /** The lease of a module that gave up is gone: what it served until now is done. */

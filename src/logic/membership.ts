@@ -296,24 +296,26 @@ function expire(m: Work, now: number): void {
   const { suspectAfter, deadAfter } = m.config;
   // Confirmations are counted against the statuses as they were before this pass, so the order of names does not matter.
   // (Copied only when some peer is or may become suspect: most passes change nothing.)
-  const mayChange = Object.values(m.peers).some((r) => r.status === 'suspect' || (r.status !== 'dead' && now - r.lastHeard >= suspectAfter));
+  // Deadlines are compared as `now >= lastHeard + timeout`, the sum nextWake asks to be woken at: `now - lastHeard >=
+  // timeout` can round the other way, and a wake at the deadline would then change nothing and ask again (a spin).
+  const mayChange = Object.values(m.peers).some((r) => r.status === 'suspect' || (r.status !== 'dead' && now >= r.lastHeard + suspectAfter));
   if (!mayChange) return;
   const before = snapshot(m);
   const K = m.config.peers.length - 1;
   for (const name of Object.keys(m.peers).sort()) {
     const rec = m.peers[name]!;
     const silence = now - rec.lastHeard;
-    if (rec.status === 'unknown' && silence >= deadAfter) {
+    if (rec.status === 'unknown' && now >= rec.lastHeard + deadAfter) {
       change(m, name, 'dead', now, reason(MEMBERSHIP_REASONS.MEMBER_DEAD, `marked ${name} dead: no heartbeat since we started ${formatDuration(silence)} ago`));
       continue;
     }
-    if (rec.status === 'alive' && silence >= suspectAfter) {
+    if (rec.status === 'alive' && now >= rec.lastHeard + suspectAfter) {
       change(m, name, 'suspect', now, reason(MEMBERSHIP_REASONS.MEMBER_SUSPECT, `marked ${name} suspect: no heartbeat for ${formatDuration(silence)}`));
     }
     if (m.peers[name]!.status === 'suspect') {
       const confirmers = confirmersOf(before, name);
       const timeout = suspicionTimeout(m.config, confirmers.length, K);
-      if (silence >= timeout) {
+      if (now >= rec.lastHeard + timeout) {
         const by =
           confirmers.length === 0
             ? `no other member confirmed (timeout ${formatDuration(timeout)})`

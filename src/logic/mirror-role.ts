@@ -55,8 +55,12 @@ export interface MirrorState {
   handOverTo?: string;
   /** An operator asked to take the lease without proof of being in sync. */
   forceNext: boolean;
-  /** Given up while the application ran: release the lease when it has stopped. */
+  /** Given up while the application ran: release the lease when it has stopped (after a final barrier). */
   releaseWhenStopped?: boolean;
+  /** Given up, the application stopped: the lease is released once a final barrier to the in-sync set is done. */
+  releaseAfterBarrier?: boolean;
+  /** An operator reset the module while it was still releasing its lease: back in service once released. */
+  resetAsked?: boolean;
   /** Nodes that refused a hand-over (out of service), until when: no failback to them before. */
   declined?: Readonly<Record<string, number>>;
   /** The hand-over under way was an operator's switchover away from the preferred node: the new primary stays. */
@@ -101,8 +105,8 @@ export type MirrorAction =
   | { type: 'lease-release' }
   | { type: 'start-app'; epoch: number; reason: Reason }
   | { type: 'stop-app'; reason: Reason }
-  /** Before handing over: every change made so far durable on the target. */
-  | { type: 'final-barrier'; to: string }
+  /** Before handing over (`to`: the target) or releasing after a give-up: every change made so far durable on the target and the in-sync set. */
+  | { type: 'final-barrier'; to?: string }
   | { type: 'send-hand-over'; to: string; epoch: number; inSync: readonly string[]; stay?: boolean }
   /** Out of service here, or the local data lacks changes: tell the hand-over's sender no, and release the lease it transferred to us. */
   | { type: 'refuse-hand-over'; to: string; epoch: number; reason: Reason }
@@ -239,9 +243,10 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
       }
       if (s().role !== 'out-of-service') become(out, 'secondary', event.reason);
       // Nothing left to release once the application is gone.
-      set(out, { primary: undefined, nextAttemptAt: now + s().timings.renewInterval, releaseWhenStopped: false });
+      set(out, { primary: undefined, nextAttemptAt: now + s().timings.renewInterval, releaseWhenStopped: false, releaseAfterBarrier: false });
       delete out.state.handOverTo;
       delete out.state.primary;
+      if (s().resetAsked) backInService(out, now);
       break;
     }
     case 'record-committed':
@@ -261,8 +266,9 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
       const expected = s().app === 'stopping';
       set(out, { app: 'stopped' });
       if (s().releaseWhenStopped) {
-        set(out, { releaseWhenStopped: false });
-        out.actions.push({ type: 'lease-release' });
+        // Released once what the application wrote is durable on the in-sync secondaries: one of them takes over.
+        set(out, { releaseWhenStopped: false, releaseAfterBarrier: true });
+        out.actions.push({ type: 'final-barrier' });
       }
       // A hand-over moves the role only with every last write on the target: if some could not be shipped, the
       // application runs here again (what is left is then shipped as usual) and the operator may try again.
@@ -278,6 +284,13 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
       break;
     }
     case 'barrier-done': {
+      if (s().releaseAfterBarrier) {
+        // Done or failed (bounded by a lease): the module must not stay down for it.
+        set(out, { releaseAfterBarrier: false });
+        out.actions.push({ type: 'lease-release' });
+        if (s().resetAsked) backInService(out, now);
+        break;
+      }
       const to = s().handOverTo;
       if (s().role !== 'handing-over' || !to) break;
       if (event.ok) out.actions.push({ type: 'lease-transfer', to });
@@ -298,6 +311,9 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
         out.actions.push({ type: 'refused', what: `hand-over from ${event.from}`, reason: reason(R.STALE_EPOCH_REFUSED, `refused a hand-over of ${m} at epoch ${event.epoch}: epoch ${s().epoch} is newer`) });
         break;
       }
+      // A copy of the hand-over this node already took (it holds or held that epoch): refusing it would release
+      // the lease under its own application.
+      if (event.epoch === s().epoch && s().primary?.node === s().self) break;
       if (s().role === 'out-of-service' || event.lacks !== undefined) {
         set(out, { epoch: Math.max(s().epoch, event.epoch) });
         const why = event.lacks ?? `${m} is out of service on ${s().self}`;
@@ -326,15 +342,19 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
         out.actions.push({ type: 'stop-app', reason: event.reason });
         // Released only once the application is gone: a release frees the voters at once.
         if (holds) set(out, { releaseWhenStopped: true });
-      } else if (holds) out.actions.push({ type: 'lease-release' });
+      } else if (holds) {
+        set(out, { releaseAfterBarrier: true });
+        out.actions.push({ type: 'final-barrier' });
+      }
       become(out, 'out-of-service', reason(R.GIVEN_UP, `${m} is out of service on ${s().self}: ${event.reason.text}`));
       break;
     }
     case 'reset':
-      if (s().role === 'out-of-service') {
-        become(out, 'secondary', reason(R.BACK_IN_SERVICE, `${m} is back in service on ${s().self}`));
-        set(out, { nextAttemptAt: now + s().timings.lease });
-      }
+      if (s().role !== 'out-of-service') break;
+      // Still stopping or releasing the lease it gave up: back in service once that is done (a secondary that
+      // still holds the lease would try for it and wait for ever).
+      if (s().releaseWhenStopped || s().releaseAfterBarrier) set(out, { resetAsked: true });
+      else backInService(out, now);
       break;
     case 'switchover': {
       if (s().role !== 'primary') {
@@ -373,6 +393,11 @@ function startHandOver(out: Out, to: string, why: Reason): void {
   out.state = { ...out.state, handOverTo: to, app: 'stopping' };
   become(out, 'handing-over', why);
   out.actions.push({ type: 'stop-app', reason: why });
+}
+
+function backInService(out: Out, now: number): void {
+  out.state = { ...out.state, resetAsked: false, nextAttemptAt: now + out.state.timings.lease };
+  become(out, 'secondary', reason(R.BACK_IN_SERVICE, `${out.state.module} is back in service on ${out.state.self}`));
 }
 
 function abortHandOver(out: Out, why: Reason): void {

@@ -17,8 +17,8 @@ import type { SimProcess } from '../../src/sim/process.js';
 import { parseShape } from '../../src/sim/shape.js';
 import { World } from '../../src/sim/world.js';
 
-/** The model's client counts the records it wrote (ids `member.incarnation.n`). */
-type Writer = SimProcess<MemberMessage> & { written: number };
+/** The model's client counts the records it wrote (ids `member.incarnation.n`) and keeps the barriers not yet answered. */
+type Writer = SimProcess<MemberMessage> & { written: number; pending: Set<string> };
 
 function world(seed: number): { world: World<MemberMessage>; writer: (member: string) => Writer } {
   const model = skyhaModel('correct');
@@ -76,5 +76,22 @@ describe('skyha model: an application given up on the primary', () => {
     }
     // The stop takes a random time, the client writes every 37 ms: some runs write while stopping, some do not.
     assert.ok(stoppedWriting >= 5, `only ${stoppedWriting} of 20 runs wrote while the application stopped`);
+  });
+});
+
+describe('skyha model: a primary cut off from everyone', () => {
+  it('answers every barrier it took, even those still waiting when its lease ran out (5 seeds)', () => {
+    for (let seed = 1; seed <= 5; seed++) {
+      const { world: w, writer } = world(seed);
+      w.boot();
+      w.runUntil(2000);
+      assert.equal(of(w.history.entries, 'n1', 'app-start').length, 1, `seed ${seed}: n1 is primary`);
+      w.isolate('n1');
+      w.runUntil(3500);
+      const stopped = of(w.history.entries, 'n1', 'app-stop', 2000);
+      assert.ok(stopped.length > 0, `seed ${seed}: n1 stopped its application when its lease ran out`);
+      // Its client writes every 37 ms and a barrier waits up to a lease: some were waiting when it stepped down.
+      assert.deepEqual([...writer('n1').pending], [], `seed ${seed}: every barrier of n1 was answered (failed, here)`);
+    }
   });
 });

@@ -46,6 +46,8 @@ const FUSE = `app:${MODULE}`;
 const WRITE_INTERVAL = 37;
 /** The application's start (until it reports started) and its stop script each take up to this, ms. */
 const APP_DELAY_MAX = 100;
+/** An application that failed for good may take much longer to stop (well past a lease: the renewals go on); its repair (at the heal too) ends that stop. */
+const GIVEN_UP_STOP_MAX = 1500;
 
 type Ctx = ProcessContext<MemberMessage>;
 
@@ -85,7 +87,7 @@ function describeMessage(m: MemberMessage): string {
     case 'lease-reply':
       return `lease-reply #${m.requestId} ${m.granted ? 'granted' : `refused ${m.refusal}`} maxEpoch=${m.maxEpoch}${m.amnesiac ? ' amnesiac' : ''}${m.record ? ` record=${describeRecord(m.record)}` : ''}`;
     case 'lease-acquire':
-      return `lease-acquire #${m.requestId} epoch=${m.epoch}`;
+      return `lease-acquire #${m.requestId} epoch=${m.epoch} dataEpoch=${m.dataEpoch}${m.force ? " force" : ""}`;
     case 'lease-renew':
       return `lease-renew #${m.requestId} epoch=${m.epoch} inSync=[${m.record?.inSync.join(',') ?? ''}] v${m.record?.version ?? ''}`;
     case 'repl-change':
@@ -151,12 +153,14 @@ class SkyhaProcess implements SimProcess<MemberMessage> {
   }
 
   onMessage(ctx: Ctx, from: string, msg: MemberMessage): void {
-    // The primary's word that this node is in the committed in-sync set (the checkers scope data loss by it).
-    if (msg.type === 'announce' && msg.inSync.includes(this.member.name) && !this.announcedInSync) {
+    this.feed(ctx, { type: 'receive', from, message: msg });
+    // The primary's word that this node is in the committed in-sync set (the checkers scope data loss by it), once
+    // its data is at that epoch: an announcement sent before the primary noticed this node lost its disk still
+    // lists it, and the checkers would take a node that holds nothing for one that holds everything.
+    if (msg.type === 'announce' && msg.inSync.includes(this.member.name) && !this.announcedInSync && this.state.modules[MODULE]?.secondary.dataEpoch === msg.epoch) {
       this.announcedInSync = true;
       ctx.observe({ type: 'in-sync', module: msg.module });
     }
-    this.feed(ctx, { type: 'receive', from, message: msg });
   }
 
   onTimer(ctx: Ctx, tag: string): void {
@@ -191,6 +195,8 @@ class SkyhaProcess implements SimProcess<MemberMessage> {
       return;
     }
     this.broken = false;
+    // Repaired while its slow stop still runs: that stop ends now.
+    if (this.app === 'stopping' && this.stopReason === 'RESTART_GIVE_UP') ctx.setTimer('app-down', ctx.now());
     if (this.state.modules[MODULE]?.mirror.role === 'out-of-service') this.feed(ctx, { type: 'operator', module: MODULE, command: 'reset' });
   }
 
@@ -335,7 +341,7 @@ class SkyhaProcess implements SimProcess<MemberMessage> {
           ctx.cancelTimer('app-up');
           this.app = 'stopping';
           this.stopReason = a.reason.code;
-          ctx.setTimer('app-down', ctx.now() + ctx.random() * APP_DELAY_MAX);
+          ctx.setTimer('app-down', ctx.now() + ctx.random() * (a.reason.code === 'RESTART_GIVE_UP' ? GIVEN_UP_STOP_MAX : APP_DELAY_MAX));
           if (this.variant === 'stop-early') {
             this.stopReported = true;
             ctx.keeper.disarm(FUSE);

@@ -130,6 +130,18 @@ describe('membership: heartbeats and timers', () => {
     assert.equal(suspect.type === 'member-changed' && suspect.reason.text, 'marked azure-1 suspect: no heartbeat for 300ms');
   });
 
+  it('a wake at a deadline whose sum rounds up acts on it (found by the simulator: it asked for the same wake for ever)', () => {
+    // 1000.004 + 300 is 1300.004 in floating point, but 1300.004 - 1000.004 is 299.9999999999999.
+    const heard = 1000.004;
+    const s = feed(allAlive(), [[heard, hb('azure-1', 0)], [heard, hb('aws-2', 0)], [heard, hb('witness-1', 0)]]).state;
+    const wake = (actions: readonly MembershipAction[]) => actions.find((x) => x.type === 'wake');
+    const due = heard + suspectAfter;
+    const at = stepMembership(s, tick, due);
+    assert.deepEqual(changes(at.actions).map(([m, , to]) => [m, to]), [['aws-2', 'suspect'], ['azure-1', 'suspect'], ['witness-1', 'suspect']]);
+    const next = wake(at.actions);
+    assert.ok(next?.type === 'wake' && next.at > due, 'the next wake is later, not the same instant again');
+  });
+
   it('does nothing one millisecond early', () => {
     const s = allAlive();
     assert.deepEqual(changes(stepMembership(s, tick, suspectAfter - 1).actions), []);

@@ -177,15 +177,50 @@ describe('mirror role', () => {
     assert.deepEqual(types(failback.actions), ['role:handing-over', 'stop-app']);
   });
 
-  it('given up by the restart policy: stops, releases the lease once stopped, takes no role until reset', () => {
+  it('given up by the restart policy: stops, a final barrier, releases the lease, takes no role until reset', () => {
     const given = run(primaryA(), [[100, { type: 'given-up', reason: reason('RESTART_GIVE_UP', '3 restarts in 5m did not help') }]]);
     assert.deepEqual(types(given.actions), ['stop-app', 'role:out-of-service'], 'no release while the application may still run');
-    const r = run(given.state, [[120, { type: 'app-stopped' }]]);
-    assert.deepEqual(types(r.actions), ['lease-release']);
+    const stopped = run(given.state, [[120, { type: 'app-stopped' }]]);
+    assert.deepEqual(types(stopped.actions), ['final-barrier'], 'what it wrote goes to the in-sync secondaries first');
+    assert.equal(stopped.actions[0]?.type === 'final-barrier' && stopped.actions[0].to, undefined, 'to the in-sync set, no target of its own');
+    // Done or failed, the lease goes: the module must not stay down for it.
+    for (const ok of [true, false]) {
+      const released = run(stopped.state, [[130, { type: 'barrier-done', ok }]]);
+      assert.deepEqual(types(released.actions), ['lease-release']);
+    }
+    const r = run(stopped.state, [[130, { type: 'barrier-done', ok: true }]]);
     const idle = run(r.state, [[10_000, { type: 'tick' }]]);
     assert.deepEqual(types(idle.actions), []);
     const back = run(r.state, [[10_000, { type: 'reset' }], [10_000 + T.lease, { type: 'tick' }]]);
     assert.deepEqual(types(back.actions), ['role:secondary', 'role:acquiring', 'lease-acquire']);
+    // Given up with the application already stopped (it crashed once too often): the same barrier, then the release.
+    const crashed = run({ ...primaryA(), app: 'stopped' }, [[101, { type: 'given-up', reason: reason('RESTART_GIVE_UP', 'x') }]]);
+    assert.deepEqual(types(crashed.actions).slice(-2), ['final-barrier', 'role:out-of-service']);
+  });
+
+  it('a reset while the given-up application still stops, or while its lease is being released, waits for the release', () => {
+    const given = run(primaryA(), [[100, { type: 'given-up', reason: reason('RESTART_GIVE_UP', 'x') }]]).state;
+    const early = run(given, [[110, { type: 'reset' }]]);
+    assert.deepEqual(types(early.actions), [], 'still out of service: a secondary that holds the lease would try for it for ever');
+    const done = run(early.state, [[120, { type: 'app-stopped' }], [130, { type: 'barrier-done', ok: true }]]);
+    assert.deepEqual(types(done.actions), ['final-barrier', 'lease-release', 'role:secondary']);
+    // The same when the lease is lost meanwhile.
+    const lost = run(early.state, [[120, { type: 'lease-lost', epoch: 1, reason: reason('LEASE_EXPIRED', 'x') }]]);
+    assert.equal(lost.state.role, 'secondary');
+    assert.equal(lost.state.releaseWhenStopped, false);
+  });
+
+  it('a copy of a hand-over this node already took is ignored, even out of service: refusing it would release its own lease', () => {
+    let b = initMirror({ module: 'db', self: 'b', nodes: ['a', 'b'], timings: T, now: 0 });
+    b = run(b, [
+      [10, { type: 'announce', from: 'a', epoch: 1, inSync: ['b'] }],
+      [20, { type: 'hand-over', from: 'a', epoch: 2, inSync: ['a'] }],
+      [25, { type: 'lease-acquired', epoch: 2, inSync: ['a'], forced: false, reason: why }],
+      [30, { type: 'app-started' }],
+      [40, { type: 'given-up', reason: reason('RESTART_GIVE_UP', 'x') }],
+    ]).state;
+    const dup = run(b, [[50, { type: 'hand-over', from: 'a', epoch: 2, inSync: ['a'] }]]);
+    assert.deepEqual(types(dup.actions), []);
   });
 
   it('an operator force asks for the lease without proof of sync', () => {
