@@ -337,6 +337,11 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
     }
     case 'given-up': {
       const holds = s().role === 'primary' || s().role === 'promoting' || s().role === 'handing-over';
+      // The later word wins: a give-up (an operator's stop too) cancels a reset still waiting for the release. A
+      // hand-over under way is off.
+      set(out, { resetAsked: false });
+      delete out.state.handOverTo;
+      delete out.state.handOverStay;
       if (s().app !== 'stopped') {
         set(out, { app: 'stopping' });
         out.actions.push({ type: 'stop-app', reason: event.reason });

@@ -204,6 +204,10 @@ describe('mirror role', () => {
     assert.deepEqual(types(early.actions), [], 'still out of service: a secondary that holds the lease would try for it for ever');
     const done = run(early.state, [[120, { type: 'app-stopped' }], [130, { type: 'barrier-done', ok: true }]]);
     assert.deepEqual(types(done.actions), ['final-barrier', 'lease-release', 'role:secondary']);
+    // A give-up after the reset (an operator's stop) cancels it: the later word wins.
+    const stoppedAgain = run(early.state, [[115, { type: 'given-up', reason: reason('OPERATOR_STOPPED', 'stopped by ops') }], [120, { type: 'app-stopped' }], [130, { type: 'barrier-done', ok: true }]]);
+    assert.equal(stoppedAgain.state.role, 'out-of-service');
+    assert.ok(!types(stoppedAgain.actions).includes('role:secondary'));
     // The same when the lease is lost meanwhile.
     const lost = run(early.state, [[120, { type: 'lease-lost', epoch: 1, reason: reason('LEASE_EXPIRED', 'x') }]]);
     assert.equal(lost.state.role, 'secondary');
