@@ -44,7 +44,9 @@ export type MemberMessage =
   | { type: 'announce'; module: string; epoch: number; inSync: readonly string[] }
   /** `dataEpoch`:`seq`: the position of the old primary's data, which the target's must match to take over. */
   | { type: 'hand-over'; module: string; epoch: number; inSync: readonly string[]; dataEpoch: number; seq: number; stay?: boolean }
-  | { type: 'hand-over-refused'; module: string; epoch: number };
+  | { type: 'hand-over-refused'; module: string; epoch: number }
+  /** A node out of service (given up) answers the announcements it hears: the primary does not fail back to it meanwhile. */
+  | { type: 'out-of-service'; module: string; epoch: number };
 
 /** What survives a restart (the driver stores it durably when told to). */
 export interface MemberDisk {
@@ -290,6 +292,9 @@ function receive(run: Run, from: string, msg: MemberMessage): void {
       if (!s.modules[msg.module]) return;
       run.queue.push({ to: 'mirror', module: msg.module, event: { type: 'announce', from, epoch: msg.epoch, inSync: msg.inSync } });
       if (from !== s.config.self) run.queue.push({ to: 'secondary', module: msg.module, event: { type: 'primary', node: from, epoch: msg.epoch, inSync: msg.inSync } });
+      // Else the primary would fail back to this node (in sync, preferred) only to be refused: a needless stop and
+      // start of the application there.
+      if (from !== s.config.self && s.modules[msg.module]!.mirror.role === 'out-of-service') run.actions.push({ type: 'send', to: from, message: { type: 'out-of-service', module: msg.module, epoch: msg.epoch } });
       return;
     case 'hand-over': {
       const slot = s.modules[msg.module];
@@ -303,6 +308,9 @@ function receive(run: Run, from: string, msg: MemberMessage): void {
     }
     case 'hand-over-refused':
       if (s.modules[msg.module]) run.queue.push({ to: 'mirror', module: msg.module, event: { type: 'hand-over-refused', from, epoch: msg.epoch } });
+      return;
+    case 'out-of-service':
+      if (s.modules[msg.module]?.primary) run.queue.push({ to: 'mirror', module: msg.module, event: { type: 'out-of-service', from } });
       return;
     case 'repl-ack':
     case 'repl-hello':

@@ -89,6 +89,8 @@ export type MirrorEvent =
   | { type: 'hand-over'; from: string; epoch: number; inSync: readonly string[]; stay?: boolean; lacks?: string }
   /** The node we handed over to is out of service or lacks data: it released the lease; take it back. */
   | { type: 'hand-over-refused'; from: string; epoch: number }
+  /** `from` answered an announcement: it is out of service (given up), so no failback to it for now. */
+  | { type: 'out-of-service'; from: string }
   | { type: 'app-started' }
   /** `unshipped`: what the application wrote before it stopped could not all be shipped (why). */
   | { type: 'app-stopped'; unshipped?: string }
@@ -136,6 +138,8 @@ export const MIRROR_REASONS = {
 const R = MIRROR_REASONS;
 /** How long (in leases) a node that refused a hand-over is not offered a failback again. */
 const DECLINE_HOLDOFF_LEASES = 100;
+/** A node that says it is out of service is not failed back to for this many leases (it says so at every announcement). */
+const OUT_OF_SERVICE_HOLD_LEASES = 2;
 
 export function initMirror(options: {
   module: string;
@@ -335,6 +339,10 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
       out.actions.push({ type: 'refused', what: `hand-over to ${event.from}`, reason: reason(R.HAND_OVER_REFUSED, `${event.from} refused the hand-over of ${m} (out of service there, or its data lacks changes)`) });
       break;
     }
+    case 'out-of-service':
+      // Renewed by every announcement it answers; it lapses soon after an operator's reset ends the answers.
+      set(out, { declined: { ...(s().declined ?? {}), [event.from]: Math.max(s().declined?.[event.from] ?? 0, now + OUT_OF_SERVICE_HOLD_LEASES * s().timings.lease) } });
+      break;
     case 'given-up': {
       const holds = s().role === 'primary' || s().role === 'promoting' || s().role === 'handing-over';
       // The later word wins: a give-up (an operator's stop too) cancels a reset still waiting for the release. A

@@ -64,3 +64,13 @@ test('a give-up keeps the lease and serves the stopping application\'s writes; t
   assert.equal(stopped.state.modules.db!.mirror.releaseWhenStopped, false);
   assert.deepEqual(takes(stopped.state), { change: false, barrier: false }, 'the application is gone: nothing more to take');
 });
+
+test('an out-of-service node answers the primary\'s announcements, so that it is not failed back to', () => {
+  const state = initMember(config, undefined, 0);
+  const slot = state.modules.db!;
+  const given: MemberState = { ...state, modules: { ...state.modules, db: { ...slot, mirror: { ...slot.mirror, role: 'out-of-service' } } } };
+  const step = stepMember(given, { type: 'receive', from: 'n2', message: { type: 'announce', module: 'db', epoch: 4, inSync: ['n1'] } }, 10);
+  assert.deepEqual(step.actions.filter((a) => a.type === 'send' && a.message.type === 'out-of-service').map((a) => a.type === 'send' && [a.to, a.message]), [['n2', { type: 'out-of-service', module: 'db', epoch: 4 }]]);
+  const inService = stepMember(state, { type: 'receive', from: 'n2', message: { type: 'announce', module: 'db', epoch: 4, inSync: ['n1'] } }, 10);
+  assert.deepEqual(inService.actions.filter((a) => a.type === 'send' && a.message.type === 'out-of-service'), []);
+});

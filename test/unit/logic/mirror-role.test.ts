@@ -152,6 +152,22 @@ describe('mirror role', () => {
     assert.equal(r.actions[0]!.type === 'role-changed' && r.actions[0]!.reason.code, R.FAILBACK);
   });
 
+  it('no failback to a preferred node that says it is out of service, until it stops saying so', () => {
+    let b = initMirror({ module: 'db', self: 'b', nodes: ['a', 'b'], preferredNode: 'a', failback: 'automatic', timings: T, now: 0 });
+    b = run(b, [
+      [0, { type: 'member', member: 'a', status: 'dead' }],
+      [300, { type: 'tick' }],
+      [305, { type: 'lease-acquired', epoch: 2, inSync: [], forced: false, reason: why }],
+      [310, { type: 'app-started' }],
+      [320, { type: 'member', member: 'a', status: 'alive' }],
+      [400, { type: 'out-of-service', from: 'a' }],
+    ]).state;
+    const held = run(b, [[500, { type: 'record-committed', inSync: ['a'] }], [900, { type: 'out-of-service', from: 'a' }], [1500, { type: 'tick' }]]);
+    assert.deepEqual(types(held.actions), [], 'a answers every announcement: no hand-over that it would refuse');
+    const lapsed = run(held.state, [[900 + 2 * T.lease + 1, { type: 'tick' }]]);
+    assert.deepEqual(types(lapsed.actions), ['role:handing-over', 'stop-app'], 'reset, it no longer answers: failback');
+  });
+
   it('an operator\'s switchover away from the preferred node holds: no failback until the next switchover or failover', () => {
     const synced = run(primaryA(), [[50, { type: 'record-committed', inSync: ['b'] }]]).state;
     const a = run(synced, [
