@@ -310,7 +310,8 @@ function receive(run: Run, from: string, msg: MemberMessage): void {
       if (s.modules[msg.module]) run.queue.push({ to: 'mirror', module: msg.module, event: { type: 'hand-over-refused', from, epoch: msg.epoch } });
       return;
     case 'out-of-service':
-      if (s.modules[msg.module]?.primary) run.queue.push({ to: 'mirror', module: msg.module, event: { type: 'out-of-service', from } });
+      // An answer to this primary's own announcements only (a late one to an older primary says nothing now).
+      if (s.modules[msg.module]?.primary?.epoch === msg.epoch) run.queue.push({ to: 'mirror', module: msg.module, event: { type: 'out-of-service', from } });
       return;
     case 'repl-ack':
     case 'repl-hello':

@@ -276,7 +276,7 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
       }
       // A hand-over moves the role only with every last write on the target: if some could not be shipped, the
       // application runs here again (what is left is then shipped as usual) and the operator may try again.
-      if (s().role === 'handing-over' && s().handOverTo && event.unshipped !== undefined) abortHandOver(out, reason(R.SWITCHOVER_ABORTED, `the last writes could not be shipped to ${s().handOverTo}: ${event.unshipped}`));
+      if (s().role === 'handing-over' && s().handOverTo && event.unshipped !== undefined) abortHandOver(out, now, reason(R.SWITCHOVER_ABORTED, `the last writes could not be shipped to ${s().handOverTo}: ${event.unshipped}`));
       else if (s().role === 'handing-over' && s().handOverTo) out.actions.push({ type: 'final-barrier', to: s().handOverTo! });
       else if (!expected && (s().role === 'primary' || s().role === 'promoting')) {
         // It stopped by itself (crashed, or the keeper stopped it while the agent was frozen): start it again
@@ -298,7 +298,7 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
       const to = s().handOverTo;
       if (s().role !== 'handing-over' || !to) break;
       if (event.ok) out.actions.push({ type: 'lease-transfer', to });
-      else abortHandOver(out, event.reason ?? reason(R.SWITCHOVER_ABORTED, 'final barrier failed'));
+      else abortHandOver(out, now, event.reason ?? reason(R.SWITCHOVER_ABORTED, 'final barrier failed'));
       break;
     }
     case 'lease-transferred': {
@@ -374,7 +374,7 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
         out.actions.push({ type: 'refused', what: 'switchover', reason: reason(R.NOT_PRIMARY, `cannot switch ${m} over from ${s().self}: it is ${s().role}, not primary`) });
         break;
       }
-      const to = event.to ?? pickTarget(s());
+      const to = event.to ?? pickTarget(s(), now);
       if (!to || !s().inSync.includes(to) || s().dead.includes(to)) {
         out.actions.push({ type: 'refused', what: 'switchover', reason: reason(R.SWITCHOVER_ABORTED, `cannot switch ${m} over to ${to ?? 'another node'}: it is not an in-sync, live secondary (in sync: [${s().inSync.join(', ')}])`) });
         break;
@@ -398,8 +398,10 @@ function liveNodes(s: MirrorState): string[] {
   return s.nodes.filter((n) => !s.dead.includes(n));
 }
 
-function pickTarget(s: MirrorState): string | undefined {
-  return s.nodes.find((n) => n !== s.self && s.inSync.includes(n) && !s.dead.includes(n));
+/** An in-sync, live secondary; one that declined or says it is out of service only if there is no other. */
+function pickTarget(s: MirrorState, now: number): string | undefined {
+  const candidates = s.nodes.filter((n) => n !== s.self && s.inSync.includes(n) && !s.dead.includes(n));
+  return candidates.find((n) => !((s.declined?.[n] ?? 0) > now)) ?? candidates[0];
 }
 
 function startHandOver(out: Out, to: string, why: Reason): void {
@@ -413,7 +415,11 @@ function backInService(out: Out, now: number): void {
   become(out, 'secondary', reason(R.BACK_IN_SERVICE, `${out.state.module} is back in service on ${out.state.self}`));
 }
 
-function abortHandOver(out: Out, why: Reason): void {
+function abortHandOver(out: Out, now: number, why: Reason): void {
+  // No automatic failback to that node for a while: the next attempt would likely fail the same way, and each costs
+  // a stop and a start of the application (an operator's switchover to it is not held back).
+  const to = out.state.handOverTo;
+  if (to !== undefined) out.state = { ...out.state, declined: { ...(out.state.declined ?? {}), [to]: Math.max(out.state.declined?.[to] ?? 0, now + DECLINE_HOLDOFF_LEASES * out.state.timings.lease) } };
   // We still hold the lease: run the application again.
   delete out.state.handOverTo;
   delete out.state.handOverStay;

@@ -74,3 +74,10 @@ test('an out-of-service node answers the primary\'s announcements, so that it is
   const inService = stepMember(state, { type: 'receive', from: 'n2', message: { type: 'announce', module: 'db', epoch: 4, inSync: ['n1'] } }, 10);
   assert.deepEqual(inService.actions.filter((a) => a.type === 'send' && a.message.type === 'out-of-service'), []);
 });
+
+test('a primary heeds an out-of-service answer to its own announcements only, not one to an older primary\'s', () => {
+  const primary = holding('primary', 'running');
+  const answer = (epoch: number) => stepMember(primary, { type: 'receive', from: 'n2', message: { type: 'out-of-service', module: 'db', epoch } }, 10).state.modules.db!.mirror.declined?.n2;
+  assert.ok((answer(3) ?? 0) > 10, 'its epoch: no failback to n2 for now');
+  assert.equal(answer(2), undefined, 'an older epoch\'s: nothing');
+});

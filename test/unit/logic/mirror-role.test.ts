@@ -152,6 +152,32 @@ describe('mirror role', () => {
     assert.equal(r.actions[0]!.type === 'role-changed' && r.actions[0]!.reason.code, R.FAILBACK);
   });
 
+  it('a failback that was aborted is not tried again at once (each try stops and starts the application)', () => {
+    let b = initMirror({ module: 'db', self: 'b', nodes: ['a', 'b'], preferredNode: 'a', failback: 'automatic', timings: T, now: 0 });
+    b = run(b, [
+      [0, { type: 'member', member: 'a', status: 'dead' }],
+      [300, { type: 'tick' }],
+      [305, { type: 'lease-acquired', epoch: 2, inSync: [], forced: false, reason: why }],
+      [310, { type: 'app-started' }],
+      [320, { type: 'member', member: 'a', status: 'alive' }],
+    ]).state;
+    const back = run(b, [[500, { type: 'record-committed', inSync: ['a'] }], [510, { type: 'app-stopped', unshipped: 'a file could not be read' }], [520, { type: 'app-started' }], [2000, { type: 'tick' }]]);
+    assert.deepEqual(types(back.actions), ['role:handing-over', 'stop-app', 'role:promoting', 'start-app', 'role:primary'], 'no second hand-over right after the abort');
+    // An operator may still ask for it.
+    assert.deepEqual(types(run(back.state, [[2100, { type: 'switchover', to: 'a' }]]).actions), ['role:handing-over', 'stop-app']);
+  });
+
+  it('a switchover without a target prefers a node that has not declined, else takes the one there is', () => {
+    const three = (): MirrorState => {
+      const s = initMirror({ module: 'db', self: 'b', nodes: ['a', 'b', 'c'], timings: T, now: 0 });
+      return run(s, [[0, { type: 'tick' }], [5, { type: 'lease-acquired', epoch: 1, inSync: [], forced: false, reason: why }], [6, { type: 'app-started' }], [10, { type: 'record-committed', inSync: ['a', 'c'] }]]).state;
+    };
+    const declined = run(three(), [[20, { type: 'out-of-service', from: 'a' }], [30, { type: 'switchover' }]]);
+    assert.equal(declined.state.handOverTo, 'c', 'a said it is out of service: c');
+    const onlyA = run({ ...three(), inSync: ['a'] }, [[20, { type: 'out-of-service', from: 'a' }], [30, { type: 'switchover' }]]);
+    assert.equal(onlyA.state.handOverTo, 'a', 'no other in-sync node: the operator asked, it is tried');
+  });
+
   it('no failback to a preferred node that says it is out of service, until it stops saying so', () => {
     let b = initMirror({ module: 'db', self: 'b', nodes: ['a', 'b'], preferredNode: 'a', failback: 'automatic', timings: T, now: 0 });
     b = run(b, [
