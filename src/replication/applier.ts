@@ -360,7 +360,7 @@ export class Applier {
     }
     entry.busy = true;
     try {
-      await writeBlocksFd(entry.fd, r);
+      await writeBlocks((buffers, position) => writevFd(entry.fd, buffers, position), r);
       // The last part's fsync makes every part durable (it flushes the file, whoever wrote it). Until then the
       // node's durable position stays before the first part (see stagedFrom), so a restart gets the file again.
       if (r.last) {
@@ -492,7 +492,7 @@ export class Applier {
     if (st && !st.isFile()) await rm(abs, { recursive: true, force: true });
     const h = await open(abs, st?.isFile() ? 'r+' : 'w', r.mode & 0o7777);
     try {
-      await writeBlocks(h, r);
+      await writeBlocks(async (buffers, position) => (await h.writev(buffers, position)).bytesWritten, r);
       if (r.last) await finish(h, r);
       await h.sync();
     } finally {
@@ -547,8 +547,11 @@ export class Applier {
   /** A staging file per path (the same path's parts meet there), in its replicated directory's staging area. */
 }
 
-/** Writes the record's blocks, each contiguous run in one call (writev: the blocks are views into the record). */
-async function writeBlocks(h: FileHandle, r: FileRecord): Promise<void> {
+/**
+ * Writes the record's blocks, each contiguous run in one call (writev: the blocks are views into the record), through
+ * `writev` (a file handle's or a descriptor's); returns when every byte is written.
+ */
+async function writeBlocks(writev: (buffers: Uint8Array[], position: number) => Promise<number>, r: FileRecord): Promise<void> {
   for (let i = 0; i < r.blocks.length; ) {
     let j = i + 1;
     while (j < r.blocks.length && r.blocks[j]!.index === r.blocks[j - 1]!.index + 1 && r.blocks[j - 1]!.data.length === BLOCK_SIZE) j++;
@@ -556,7 +559,7 @@ async function writeBlocks(h: FileHandle, r: FileRecord): Promise<void> {
     let position = r.blocks[i]!.index * BLOCK_SIZE;
     while (buffers.length > 0) {
       // At most IOV_MAX (1024) buffers per call; a short write goes on where it stopped.
-      let { bytesWritten } = await h.writev(buffers.slice(0, 1024), position);
+      let bytesWritten = await writev(buffers.slice(0, 1024), position);
       position += bytesWritten;
       while (buffers.length > 0 && bytesWritten >= buffers[0]!.length) bytesWritten -= buffers.shift()!.length;
       if (bytesWritten > 0) buffers[0] = buffers[0]!.subarray(bytesWritten);
@@ -591,23 +594,6 @@ interface StagingFile {
 
 function openFd(path: string, flags: string, mode: number): Promise<number> {
   return new Promise((resolve, reject) => fsOpen(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
-}
-
-/** Writes the record's blocks through a descriptor (as writeBlocks does through a handle). */
-async function writeBlocksFd(fd: number, r: FileRecord): Promise<void> {
-  for (let i = 0; i < r.blocks.length; ) {
-    let j = i + 1;
-    while (j < r.blocks.length && r.blocks[j]!.index === r.blocks[j - 1]!.index + 1 && r.blocks[j - 1]!.data.length === BLOCK_SIZE) j++;
-    let buffers = r.blocks.slice(i, j).map((b) => b.data);
-    let position = r.blocks[i]!.index * BLOCK_SIZE;
-    while (buffers.length > 0) {
-      let bytesWritten = await writevFd(fd, buffers.slice(0, 1024), position);
-      position += bytesWritten;
-      while (buffers.length > 0 && bytesWritten >= buffers[0]!.length) bytesWritten -= buffers.shift()!.length;
-      if (bytesWritten > 0) buffers[0] = buffers[0]!.subarray(bytesWritten);
-    }
-    i = j;
-  }
 }
 
 function writevFd(fd: number, buffers: Uint8Array[], position: number): Promise<number> {

@@ -27,6 +27,18 @@ function primaryA(): MirrorState {
   ]).state;
 }
 
+/** b took over while a, the preferred node, was dead; a is alive again, not yet in sync. */
+function primaryAwayFromPreferred(): MirrorState {
+  const b = initMirror({ module: 'db', self: 'b', nodes: ['a', 'b'], preferredNode: 'a', failback: 'automatic', timings: T, now: 0 });
+  return run(b, [
+    [0, { type: 'member', member: 'a', status: 'dead' }],
+    [300, { type: 'tick' }],
+    [305, { type: 'lease-acquired', epoch: 2, inSync: [], forced: false, reason: why }],
+    [310, { type: 'app-started' }],
+    [320, { type: 'member', member: 'a', status: 'alive' }],
+  ]).state;
+}
+
 describe('mirror role', () => {
   it('the preferred node asks for the lease first; the others wait their rank', () => {
     const a = stepMirror(initMirror({ module: 'db', self: 'a', nodes: ['b', 'a'], preferredNode: 'a', timings: T, now: 0 }), { type: 'tick' }, 0);
@@ -138,14 +150,7 @@ describe('mirror role', () => {
   });
 
   it('fails back to the preferred node once it is in sync (automatic failback)', () => {
-    let b = initMirror({ module: 'db', self: 'b', nodes: ['a', 'b'], preferredNode: 'a', failback: 'automatic', timings: T, now: 0 });
-    b = run(b, [
-      [0, { type: 'member', member: 'a', status: 'dead' }],
-      [300, { type: 'tick' }],
-      [305, { type: 'lease-acquired', epoch: 2, inSync: [], forced: false, reason: why }],
-      [310, { type: 'app-started' }],
-      [320, { type: 'member', member: 'a', status: 'alive' }],
-    ]).state;
+    const b = primaryAwayFromPreferred();
     assert.equal(b.role, 'primary', 'a is alive but not yet in sync: no failback');
     const r = run(b, [[5000, { type: 'record-committed', inSync: ['a'] }]]);
     assert.deepEqual(types(r.actions), ['role:handing-over', 'stop-app']);
@@ -153,14 +158,7 @@ describe('mirror role', () => {
   });
 
   it('a failback that was aborted is not tried again at once (each try stops and starts the application)', () => {
-    let b = initMirror({ module: 'db', self: 'b', nodes: ['a', 'b'], preferredNode: 'a', failback: 'automatic', timings: T, now: 0 });
-    b = run(b, [
-      [0, { type: 'member', member: 'a', status: 'dead' }],
-      [300, { type: 'tick' }],
-      [305, { type: 'lease-acquired', epoch: 2, inSync: [], forced: false, reason: why }],
-      [310, { type: 'app-started' }],
-      [320, { type: 'member', member: 'a', status: 'alive' }],
-    ]).state;
+    const b = primaryAwayFromPreferred();
     const back = run(b, [[500, { type: 'record-committed', inSync: ['a'] }], [510, { type: 'app-stopped', unshipped: 'a file could not be read' }], [520, { type: 'app-started' }], [2000, { type: 'tick' }]]);
     assert.deepEqual(types(back.actions), ['role:handing-over', 'stop-app', 'role:promoting', 'start-app', 'role:primary'], 'no second hand-over right after the abort');
     // An operator may still ask for it.
@@ -179,15 +177,7 @@ describe('mirror role', () => {
   });
 
   it('no failback to a preferred node that says it is out of service, until it stops saying so', () => {
-    let b = initMirror({ module: 'db', self: 'b', nodes: ['a', 'b'], preferredNode: 'a', failback: 'automatic', timings: T, now: 0 });
-    b = run(b, [
-      [0, { type: 'member', member: 'a', status: 'dead' }],
-      [300, { type: 'tick' }],
-      [305, { type: 'lease-acquired', epoch: 2, inSync: [], forced: false, reason: why }],
-      [310, { type: 'app-started' }],
-      [320, { type: 'member', member: 'a', status: 'alive' }],
-      [400, { type: 'out-of-service', from: 'a' }],
-    ]).state;
+    const b = run(primaryAwayFromPreferred(), [[400, { type: 'out-of-service', from: 'a' }]]).state;
     const held = run(b, [[500, { type: 'record-committed', inSync: ['a'] }], [900, { type: 'out-of-service', from: 'a' }], [1500, { type: 'tick' }]]);
     assert.deepEqual(types(held.actions), [], 'a answers every announcement: no hand-over that it would refuse');
     const lapsed = run(held.state, [[900 + 2 * T.lease + 1, { type: 'tick' }]]);
