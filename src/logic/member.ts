@@ -547,6 +547,10 @@ function onMirror(run: Run, module: string, a: MirrorAction): void {
     }
     case 'role-changed': {
       run.actions.push({ type: 'event', module, reason: a.reason, data: { from: a.from, to: a.to, epoch: a.epoch } });
+      // Told at once, not at the primary's next announcement: meanwhile it could start a failback here (stop its
+      // application) only to be refused.
+      const known = slot().mirror.primary;
+      if (a.to === 'out-of-service' && known && known.node !== run.state.config.self) run.actions.push({ type: 'send', to: known.node, message: { type: 'out-of-service', module, epoch: known.epoch } });
       // A give-up keeps serving the stopping application's writes, and then its final barrier, until the lease is
       // released (or lost).
       if (a.to === 'out-of-service' && (slot().mirror.releaseWhenStopped || slot().mirror.releaseAfterBarrier)) return;

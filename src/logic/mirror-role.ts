@@ -63,6 +63,8 @@ export interface MirrorState {
   resetAsked?: boolean;
   /** Nodes that refused a hand-over (out of service), until when: no failback to them before. */
   declined?: Readonly<Record<string, number>>;
+  /** Nodes that said the module is out of service there (answering announcements), until when: no switchover to them. */
+  outOfService?: Readonly<Record<string, number>>;
   /** The hand-over under way was an operator's switchover away from the preferred node: the new primary stays. */
   handOverStay?: boolean;
   /**
@@ -302,6 +304,15 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
       break;
     }
     case 'lease-transferred': {
+      // Given up after the transfer was asked for: the target holds the lease now, so it still gets the hand-over
+      // (it starts at once, rather than after the lease runs out); this node has nothing left to release and
+      // stays out of service.
+      if (s().role === 'out-of-service') {
+        set(out, { epoch: event.epoch, primary: { node: event.to, epoch: event.epoch, heardAt: now }, releaseWhenStopped: false, releaseAfterBarrier: false });
+        out.actions.push({ type: 'send-hand-over', to: event.to, epoch: event.epoch, inSync: [...new Set([...s().inSync.filter((n) => n !== event.to), s().self])].sort() });
+        if (s().resetAsked) backInService(out, now);
+        break;
+      }
       const inSync = [...new Set([...s().inSync.filter((n) => n !== event.to), s().self])].sort();
       set(out, { epoch: event.epoch, primary: { node: event.to, epoch: event.epoch, heardAt: now }, nextAttemptAt: now + s().timings.lease });
       out.actions.push({ type: 'send-hand-over', to: event.to, epoch: event.epoch, inSync, ...(s().handOverStay ? { stay: true } : {}) });
@@ -341,7 +352,10 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
     }
     case 'out-of-service':
       // Renewed by every announcement it answers; it lapses soon after an operator's reset ends the answers.
-      set(out, { declined: { ...(s().declined ?? {}), [event.from]: Math.max(s().declined?.[event.from] ?? 0, now + OUT_OF_SERVICE_HOLD_LEASES * s().timings.lease) } });
+      set(out, {
+        declined: { ...(s().declined ?? {}), [event.from]: Math.max(s().declined?.[event.from] ?? 0, now + OUT_OF_SERVICE_HOLD_LEASES * s().timings.lease) },
+        outOfService: { ...(s().outOfService ?? {}), [event.from]: now + OUT_OF_SERVICE_HOLD_LEASES * s().timings.lease },
+      });
       break;
     case 'given-up': {
       const holds = s().role === 'primary' || s().role === 'promoting' || s().role === 'handing-over';
@@ -375,6 +389,11 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
         break;
       }
       const to = event.to ?? pickTarget(s(), now);
+      // It would refuse the hand-over, after this node had stopped its application for nothing.
+      if (to !== undefined && (s().outOfService?.[to] ?? 0) > now) {
+        out.actions.push({ type: 'refused', what: 'switchover', reason: reason(R.SWITCHOVER_ABORTED, `cannot switch ${m} over to ${to}: ${m} is out of service there (given up); \`skyha restart ${m} --node ${to}\` resets it`) });
+        break;
+      }
       if (!to || !s().inSync.includes(to) || s().dead.includes(to)) {
         out.actions.push({ type: 'refused', what: 'switchover', reason: reason(R.SWITCHOVER_ABORTED, `cannot switch ${m} over to ${to ?? 'another node'}: it is not an in-sync, live secondary (in sync: [${s().inSync.join(', ')}])`) });
         break;
@@ -398,9 +417,9 @@ function liveNodes(s: MirrorState): string[] {
   return s.nodes.filter((n) => !s.dead.includes(n));
 }
 
-/** An in-sync, live secondary; one that declined or says it is out of service only if there is no other. */
+/** An in-sync, live secondary that is not out of service; one that declined only if there is no other. */
 function pickTarget(s: MirrorState, now: number): string | undefined {
-  const candidates = s.nodes.filter((n) => n !== s.self && s.inSync.includes(n) && !s.dead.includes(n));
+  const candidates = s.nodes.filter((n) => n !== s.self && s.inSync.includes(n) && !s.dead.includes(n) && !((s.outOfService?.[n] ?? 0) > now));
   return candidates.find((n) => !((s.declined?.[n] ?? 0) > now)) ?? candidates[0];
 }
 

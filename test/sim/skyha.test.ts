@@ -64,6 +64,7 @@ describe('simulation: schedules that once broke a guarantee stay fixed', () => {
     ['648988185', '3n', 'failback to a preferred node whose removal from the in-sync set was still being committed'],
     ['3392909758', '3n', 'a hand-over target that lost its disk between the final barrier and the transfer'],
     ['2116425407', '3n+w', 'voters split between two records of one holder refused every candidate (liveness)'],
+    ['2801785463', '2n+w', 'a first lease stored on one voter of a new cluster left the others amnesiac for good (liveness)'],
   ];
   for (const [seed, shape, story] of found) {
     it(`seed ${seed} on ${shape}: ${story}`, () => {

@@ -9,7 +9,7 @@
  */
 import { reason, type Reason, type Step } from '../step.js';
 import type { LeaseRecord, LeaseReply, LeaseRequest, Refusal } from './messages.js';
-import { mayTakeOver, newerRecord, newHolderRecord, withInSync } from './messages.js';
+import { acknowledgedNothing, mayTakeOver, newerRecord, newHolderRecord, withInSync } from './messages.js';
 
 export interface ClientTimings {
   lease: number;
@@ -406,8 +406,10 @@ function eligibility(self: string, replies: Record<string, LeaseReply>, voters: 
   const knowing = all.filter((r) => !r.amnesiac);
   const newest = newestRecord(replies);
   if (knowing.length < majorityOf(voters)) {
-    // A new cluster: every voter answered, none has ever stored a record, and no member holds data.
-    const bootstrap = all.length === voters && !newest && all.every((r) => (r.dataEpoch ?? 0) <= 0);
+    // A new cluster: every voter answered, no member holds data, and no voter has stored a record — or only one
+    // that acknowledged nothing (a first lease whose commit reached a minority: the voters that never stored it
+    // would otherwise stay amnesiac for good, each waiting for a majority of knowing others).
+    const bootstrap = all.length === voters && (!newest || acknowledgedNothing(newest)) && all.every((r) => (r.dataEpoch ?? 0) <= 0);
     if (bootstrap) return 'eligible';
     if (force) return 'forced';
     if (all.length === voters) return reason(R.LEASE_UNKNOWN_STATE, `cannot tell who is in sync: only ${knowing.length} of ${voters} voters remember the module's record`);

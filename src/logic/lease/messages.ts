@@ -58,11 +58,16 @@ export function withInSync(record: LeaseRecord, inSync: readonly string[]): Leas
   return next;
 }
 
+/** A record of a history that began empty and never had an in-sync secondary: it acknowledged nothing. */
+export function acknowledgedNothing(record: LeaseRecord): boolean {
+  return record.baseEpoch === 0 && record.inSync.length === 0 && !record.lastInSync && !record.forced && !record.previous;
+}
+
 /** May `node`, whose data continues epoch `dataEpoch`, take over from this record without losing an acknowledged change? */
 export function holdsAcknowledged(record: LeaseRecord, node: string, dataEpoch: number): boolean {
   const neverInSync = record.inSync.length === 0 && !record.lastInSync;
   // A history that began empty and never had an in-sync secondary acknowledged nothing: no data holds all of it.
-  if (dataEpoch === 0 && record.baseEpoch === 0 && neverInSync && !record.forced && !record.previous) return true;
+  if (dataEpoch === 0 && acknowledgedNothing(record)) return true;
   // Otherwise no data (a new node, or one that lost its disk) continues no history.
   if (dataEpoch <= 0) return false;
   // The first contact at a new epoch is a full snapshot of the holder, who held every acknowledged change when it

@@ -354,6 +354,33 @@ describe('majority lease: client and voters together', () => {
     assert.equal(bench.reported('a', 'acquire-failed').at(-1)?.reason.code, R.LEASE_UNKNOWN_STATE);
   });
 
+  // Found by the simulator (2n+w, seed 2801785463): at the cluster's birth w learned first that nobody held a record;
+  // b's first lease was stored on w alone and lapsed. a and b, never knowing, each waited for a majority of knowing
+  // others, and no candidate could ever tell who was in sync.
+  for (const [story, record, dataOf, elected] of [
+    ['a first lease stored on one voter only, nobody holding data: still a new cluster', { holder: 'b', epoch: 1, inSync: [], version: 1, baseEpoch: 0 }, undefined, true],
+    ['not once that record had an in-sync secondary (acknowledged writes may exist)', { holder: 'b', epoch: 1, inSync: ['a'], version: 2, baseEpoch: 0 }, undefined, false],
+    ['nor once a member holds data', { holder: 'b', epoch: 1, inSync: [], version: 1, baseEpoch: 0 }, 'b', false],
+  ] as const) {
+    it(story, () => {
+      const bench = new LeaseBench(['a', 'b', 'w'], ['a', 'b']);
+      for (const m of ['a', 'b']) bench.boot(m, false);
+      bench.voters.set('w', initVoter('w', ['a', 'b', 'w'], TIMINGS, { modules: { db: { record: { ...record, inSync: [...record.inSync] }, maxEpoch: 1 } } }, 0));
+      if (dataOf) bench.voters.set(dataOf, stepVoter(bench.voters.get(dataOf)!, { type: 'local-data', module: 'db', dataEpoch: 1 }, 0).state);
+      bench.runUntil(Q);
+      for (const m of ['a', 'b']) assert.equal(bench.voters.get(m)!.amnesiac, true, `${m} has not caught up: one knowing voter is not a majority`);
+      bench.client('a', { type: 'acquire', module: 'db', dataEpoch: 0 });
+      bench.runUntil(Q + 300);
+      assert.equal(bench.reported('a', 'lease-acquired').length, elected ? 1 : 0);
+      if (!elected) assert.equal(bench.reported('a', 'acquire-failed').at(-1)?.reason.code, R.LEASE_UNKNOWN_STATE);
+      else {
+        // Its renewals teach a and b the record: the cluster knows itself again.
+        bench.runUntil(Q + 300 + TIMINGS.lease);
+        for (const m of ['a', 'b']) assert.equal(bench.voters.get(m)!.modules.db?.amnesiac, false, `${m} knows db`);
+      }
+    });
+  }
+
   it('a new cluster bootstraps only when every voter answered', () => {
     const bench = new LeaseBench(['a', 'b', 'w'], ['a', 'b']);
     for (const m of ['a', 'b', 'w']) bench.boot(m, false); // fresh data dirs look like lost disks

@@ -81,3 +81,16 @@ test('a primary heeds an out-of-service answer to its own announcements only, no
   assert.ok((answer(3) ?? 0) > 10, 'its epoch: no failback to n2 for now');
   assert.equal(answer(2), undefined, 'an older epoch\'s: nothing');
 });
+
+test('a secondary that gives up tells the primary at once, not at its next announcement (a failback meanwhile would be refused)', () => {
+  const heard = stepMember(initMember(config, undefined, 0), { type: 'receive', from: 'n2', message: { type: 'announce', module: 'db', epoch: 4, inSync: ['n1'] } }, 10).state;
+  const step = stepMember(heard, { type: 'given-up', module: 'db', reason: { code: 'OPERATOR_STOPPED', text: 'x' } }, 20);
+  assert.equal(step.state.modules.db!.mirror.role, 'out-of-service');
+  assert.deepEqual(step.actions.filter((a) => a.type === 'send' && a.message.type === 'out-of-service').map((a) => a.type === 'send' && [a.to, a.message]), [['n2', { type: 'out-of-service', module: 'db', epoch: 4 }]]);
+  // A primary that gives up has no one to tell: it is the one others would hear from.
+  const primary = holding('primary', 'running');
+  const db = primary.modules.db!;
+  const self: MemberState = { ...primary, modules: { db: { ...db, mirror: { ...db.mirror, primary: { node: 'n1', epoch: 3, heardAt: 5 } } } } };
+  const own = stepMember(self, { type: 'given-up', module: 'db', reason: { code: 'RESTART_GIVE_UP', text: 'x' } }, 20);
+  assert.deepEqual(own.actions.filter((a) => a.type === 'send' && a.message.type === 'out-of-service'), []);
+});
