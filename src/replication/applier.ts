@@ -23,7 +23,7 @@
  * symlink on the secondary cannot lead a write elsewhere.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fchmodSync, ftruncateSync, fchownSync, fsync, fsyncSync, futimesSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync, writev, open as fsOpen, type Stats } from 'node:fs';
+import { closeSync, constants, fchmodSync, ftruncateSync, fchownSync, fsync, fsyncSync, futimesSync, lstatSync, mkdirSync, openSync, renameSync, writeSync, writev, open as fsOpen, type Stats } from 'node:fs';
 import { lchown, lstat, lutimes, mkdir, open, readFile, rename, rm, symlink, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { SkyhaError } from '../core/errors.js';
@@ -32,6 +32,11 @@ import { BLOCK_SIZE, decodeRecord, describeRecord, STAGING_DIR, type ChangeRecor
 
 /** Whole files up to this size are applied in synchronous calls (see stagedSmall). */
 const SMALL_SYNC_BYTES = 64 * 1024;
+/**
+ * A small file that replaces a bigger one than this goes the asynchronous way: the rename frees the old file's
+ * blocks inside the system call, which would hold the event loop (heartbeats, the voter) for as long.
+ */
+const SYNC_REPLACE_BYTES = 16 * 1024 * 1024;
 
 /** A run of patches shares one journal write and one round of fsyncs: at most this many records, or bytes. */
 const RUN_RECORDS = 256;
@@ -47,7 +52,7 @@ export interface BatchItem {
   readonly record: ChangeRecord;
 }
 
-/** A parent on the way is not a real directory: the asynchronous path repairs it. */
+/** A parent on the way is not a real directory, or what is in the way is big: the asynchronous path deals with it. */
 class NeedsAsync extends Error {}
 
 function lstatSyncOrNull(path: string): Stats | undefined {
@@ -446,6 +451,10 @@ export class Applier {
       }
     }
     if (!parentsReal) throw new NeedsAsync();
+    // A directory in the way is removed entry by entry, and a big file's blocks are freed by the rename: not on the
+    // event loop.
+    const existing = lstatSyncOrNull(abs);
+    if (existing && (existing.isDirectory() || existing.size > SYNC_REPLACE_BYTES)) throw new NeedsAsync();
     const staging = this.stagingPathSync(r.root, r.path);
     const fd = openSync(staging, 'w', 0o600);
     try {
@@ -458,8 +467,13 @@ export class Applier {
     } finally {
       closeSync(fd);
     }
-    if (lstatSyncOrNull(abs)?.isDirectory()) rmSync(abs, { recursive: true, force: true });
-    renameSync(staging, abs);
+    try {
+      renameSync(staging, abs);
+    } catch (err) {
+      // A directory made there meanwhile (by another process, where the tree could not be made read-only).
+      if ((err as NodeJS.ErrnoException).code === 'EISDIR' || (err as NodeJS.ErrnoException).code === 'ENOTEMPTY') throw new NeedsAsync();
+      throw err;
+    }
     const dir = openSync(dirname(abs), constants.O_RDONLY | constants.O_DIRECTORY);
     try {
       fsyncSync(dir);

@@ -146,6 +146,29 @@ test('each kind of change arrives: create, write, truncate, chmod, rename across
   }
 });
 
+test('a small file replacing a big file or a directory tree (applied off the event loop) lands whole', async () => {
+  const p = pair();
+  try {
+    // 32 MiB, sparse on both sides: what is in the way is big.
+    const big = join(p.primary, 'big');
+    writeFileSync(big, '');
+    truncateSync(big, 32 * 1024 * 1024);
+    writeFileSync(join(p.secondary, 'big'), '');
+    truncateSync(join(p.secondary, 'big'), 32 * 1024 * 1024);
+    mkdirSync(join(p.secondary, 'tree/a/b'), { recursive: true });
+    for (let i = 0; i < 200; i++) writeFileSync(join(p.secondary, 'tree/a/b', `f${i}`), 'x');
+    rmSync(big);
+    writeFileSync(big, 'small now');
+    writeFileSync(join(p.primary, 'tree'), 'a file where a tree was');
+    for (const path of ['big', 'tree']) await ship(p, path);
+    assert.equal(readFileSync(join(p.secondary, 'big'), 'utf8'), 'small now');
+    assert.equal(readFileSync(join(p.secondary, 'tree'), 'utf8'), 'a file where a tree was');
+    assert.deepEqual(snapshot(p.secondary), snapshot(p.primary));
+  } finally {
+    p.cleanup();
+  }
+});
+
 test('a change of a few blocks of a big file sends those blocks only, in place; a rewrite goes whole', async () => {
   const p = pair();
   try {
