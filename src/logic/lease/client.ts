@@ -406,9 +406,10 @@ function eligibility(self: string, replies: Record<string, LeaseReply>, voters: 
   const knowing = all.filter((r) => !r.amnesiac);
   const newest = newestRecord(replies);
   if (knowing.length < majorityOf(voters)) {
-    // A new cluster: every voter answered, no member holds data, and no voter has stored a record — or only one
-    // that acknowledged nothing (a first lease whose commit reached a minority: the voters that never stored it
-    // would otherwise stay amnesiac for good, each waiting for a majority of knowing others).
+    // A new cluster: every voter answered and no member holds data (what keeps acknowledged writes safe here: one
+    // acknowledged is held by a node whose data continues epoch 1 or later). The newest record, if any, must have
+    // acknowledged nothing — a new cluster's first leases whose commits reached a minority: the voters that never
+    // stored them would otherwise stay amnesiac for good, each waiting for a majority of knowing others.
     const bootstrap = all.length === voters && (!newest || acknowledgedNothing(newest)) && all.every((r) => (r.dataEpoch ?? 0) <= 0);
     if (bootstrap) return 'eligible';
     if (force) return 'forced';

@@ -58,9 +58,12 @@ export function withInSync(record: LeaseRecord, inSync: readonly string[]): Leas
   return next;
 }
 
-/** A record of a history that began empty and never had an in-sync secondary: it acknowledged nothing. */
+/**
+ * A record of a history that began empty and never had an in-sync secondary, nor had the records it replaced: it
+ * acknowledged nothing (a barrier needs an in-sync secondary).
+ */
 export function acknowledgedNothing(record: LeaseRecord): boolean {
-  return record.baseEpoch === 0 && record.inSync.length === 0 && !record.lastInSync && !record.forced && !record.previous;
+  return record.baseEpoch === 0 && record.inSync.length === 0 && !record.lastInSync && !record.forced && (!record.previous || acknowledgedNothing(record.previous));
 }
 
 /** May `node`, whose data continues epoch `dataEpoch`, take over from this record without losing an acknowledged change? */

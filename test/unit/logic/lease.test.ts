@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { LEASE_REASONS as R, stepClient } from '../../../src/logic/lease/client.js';
 import { initVoter, stepVoter } from '../../../src/logic/lease/voter.js';
+import type { LeaseRecord } from '../../../src/logic/lease/messages.js';
 import { LeaseBench, TIMINGS } from './lease-bench.js';
 
 const Q = TIMINGS.lease + TIMINGS.driftMargin; // voters' start-up quarantine
@@ -359,13 +360,14 @@ describe('majority lease: client and voters together', () => {
   // others, and no candidate could ever tell who was in sync.
   for (const [story, record, dataOf, elected] of [
     ['a first lease stored on one voter only, nobody holding data: still a new cluster', { holder: 'b', epoch: 1, inSync: [], version: 1, baseEpoch: 0 }, undefined, true],
+    ['also after a second such lease that replaced the first', { holder: 'a', epoch: 2, inSync: [], version: 1, baseEpoch: 0, previous: { holder: 'b', epoch: 1, inSync: [], version: 1, baseEpoch: 0 } }, undefined, true],
     ['not once that record had an in-sync secondary (acknowledged writes may exist)', { holder: 'b', epoch: 1, inSync: ['a'], version: 2, baseEpoch: 0 }, undefined, false],
     ['nor once a member holds data', { holder: 'b', epoch: 1, inSync: [], version: 1, baseEpoch: 0 }, 'b', false],
   ] as const) {
     it(story, () => {
       const bench = new LeaseBench(['a', 'b', 'w'], ['a', 'b']);
       for (const m of ['a', 'b']) bench.boot(m, false);
-      bench.voters.set('w', initVoter('w', ['a', 'b', 'w'], TIMINGS, { modules: { db: { record: { ...record, inSync: [...record.inSync] }, maxEpoch: 1 } } }, 0));
+      bench.voters.set('w', initVoter('w', ['a', 'b', 'w'], TIMINGS, { modules: { db: { record: structuredClone(record) as LeaseRecord, maxEpoch: record.epoch } } }, 0));
       if (dataOf) bench.voters.set(dataOf, stepVoter(bench.voters.get(dataOf)!, { type: 'local-data', module: 'db', dataEpoch: 1 }, 0).state);
       bench.runUntil(Q);
       for (const m of ['a', 'b']) assert.equal(bench.voters.get(m)!.amnesiac, true, `${m} has not caught up: one knowing voter is not a majority`);
