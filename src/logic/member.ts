@@ -535,6 +535,8 @@ function onMirror(run: Run, module: string, a: MirrorAction): void {
       const sl = slot();
       const at = sl.primary ? { dataEpoch: sl.primary.epoch, seq: sl.primary.seq } : { dataEpoch: sl.secondary.dataEpoch, seq: sl.secondary.applied };
       run.actions.push({ type: 'send', to: a.to, message: { type: 'hand-over', module, epoch: a.epoch, inSync: a.inSync, ...at, ...(a.stay ? { stay: true } : {}) } });
+      // Given up meanwhile, the role stays out of service (no role change to step down on): the lease is the target's.
+      stepDownIfOutOfService(run, module);
       return;
     }
     case 'refuse-hand-over': {

@@ -94,3 +94,26 @@ test('a secondary that gives up tells the primary at once, not at its next annou
   const own = stepMember(self, { type: 'given-up', module: 'db', reason: { code: 'RESTART_GIVE_UP', text: 'x' } }, 20);
   assert.deepEqual(own.actions.filter((a) => a.type === 'send' && a.message.type === 'out-of-service'), []);
 });
+
+test('given up while its lease transfer is under way: the target gets the hand-over, and this node stops being the replication primary', () => {
+  const base = holding('out-of-service', 'stopped');
+  const db = base.modules.db!;
+  const record = { holder: 'n1', epoch: 3, inSync: ['n2'], version: 2, baseEpoch: 2 };
+  const state: MemberState = {
+    ...base,
+    client: { ...base.client!, modules: { db: { phase: 'transferring', epoch: 3, to: 'n2', record, validUntil: 500, requestId: 7, sentAt: 5, replies: {} } } },
+    modules: { db: { ...db, mirror: { ...db.mirror, primary: { node: 'n1', epoch: 3, heardAt: 5 }, inSync: ['n2'], releaseAfterBarrier: true } } },
+  };
+  let s = state;
+  const actions = [];
+  for (const voter of ['n2', 'w']) {
+    const step = stepMember(s, { type: 'receive', from: voter, message: { type: 'lease-reply', module: 'db', requestId: 7, voter, granted: true, amnesiac: false, maxEpoch: 4 } }, 20);
+    s = step.state;
+    actions.push(...step.actions);
+  }
+  const handOver = actions.find((a) => a.type === 'send' && a.message.type === 'hand-over');
+  assert.ok(handOver?.type === 'send' && handOver.to === 'n2' && handOver.message.type === 'hand-over' && handOver.message.epoch === 4, 'the target is told it holds the lease');
+  assert.equal(s.modules.db!.mirror.role, 'out-of-service');
+  assert.equal(s.modules.db!.primary, undefined, 'no longer announcing or shipping as primary');
+  assert.equal(s.modules.db!.secondary.dataEpoch, 3, 'its data continues the epoch it served');
+});
