@@ -43,7 +43,7 @@ import type { ReplResyncBeginMessage, ReplResyncManifestMessage, ResyncMessage }
 import { ResyncSource, type ResyncOutcome, type ResyncProgress } from '../replication/resync-source.js';
 import { ResyncTarget } from '../replication/resync-target.js';
 import { ReadOnlyView, type ViewState } from '../replication/read-only-view.js';
-import { walkTree } from '../replication/tree.js';
+import { walkTreeSliced } from '../replication/tree.js';
 import { TimeSlice } from '../core/time-slice.js';
 
 function deferred(): { done: Promise<void>; resolve: () => void } {
@@ -189,7 +189,7 @@ export class MirrorReplication {
     if (replayed) this.d.emit('REPLICATION_JOURNAL_REPLAYED', `replayed an interrupted change of ${this.d.module.name} from the intent journal`);
     // A staging file carries a big file's parts across a restart (the next part continues it); one a day old is left over.
     for (const r of this.view.writeRoots) pruneStaging(join(r, STAGING_DIR), 24 * 3600 * 1000);
-    this.findSuspects();
+    await this.findSuspects();
     await this.capture.start();
     // Every node starts as a secondary (and the agent feeds its machine only after this start).
     if (this.primaryEpoch === undefined && !this.appRunning) this.view.protect();
@@ -203,12 +203,13 @@ export class MirrorReplication {
    * agent never recorded (captured but not yet read when it died, or made
    * after it stopped). Their ctime is past the last watermark.
    */
-  private findSuspects(): void {
+  private async findSuspects(): Promise<void> {
     if (!this.history.continuesOwnEpoch) return;
     const since = this.history.lastMark ?? -Infinity;
     const found: string[] = [];
+    // Sliced: a tree of 100,000 paths takes about a second here, and the links are up meanwhile.
     for (let root = 0; root < this.d.roots.length; root++) {
-      for (const path of walkTree(this.d.roots[root]!)) {
+      for await (const path of walkTreeSliced(this.d.roots[root]!)) {
         try {
           if (lstatSync(path === '' ? this.d.roots[root]! : join(this.d.roots[root]!, path)).ctimeMs > since) found.push(pathKey(root, path));
         } catch {
