@@ -304,16 +304,16 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
       break;
     }
     case 'lease-transferred': {
+      const inSync = [...new Set([...s().inSync.filter((n) => n !== event.to), s().self])].sort();
       // Given up after the transfer was asked for: the target holds the lease now, so it still gets the hand-over
       // (it starts at once, rather than after the lease runs out); this node has nothing left to release and
       // stays out of service.
       if (s().role === 'out-of-service') {
         set(out, { epoch: event.epoch, primary: { node: event.to, epoch: event.epoch, heardAt: now }, releaseWhenStopped: false, releaseAfterBarrier: false });
-        out.actions.push({ type: 'send-hand-over', to: event.to, epoch: event.epoch, inSync: [...new Set([...s().inSync.filter((n) => n !== event.to), s().self])].sort() });
+        out.actions.push({ type: 'send-hand-over', to: event.to, epoch: event.epoch, inSync });
         if (s().resetAsked) backInService(out, now);
         break;
       }
-      const inSync = [...new Set([...s().inSync.filter((n) => n !== event.to), s().self])].sort();
       set(out, { epoch: event.epoch, primary: { node: event.to, epoch: event.epoch, heardAt: now }, nextAttemptAt: now + s().timings.lease });
       out.actions.push({ type: 'send-hand-over', to: event.to, epoch: event.epoch, inSync, ...(s().handOverStay ? { stay: true } : {}) });
       delete out.state.handOverTo;
