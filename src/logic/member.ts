@@ -43,7 +43,7 @@ export type MemberMessage =
   /** The primary's periodic word to the module's other nodes. */
   | { type: 'announce'; module: string; epoch: number; inSync: readonly string[] }
   /** `dataEpoch`:`seq`: the position of the old primary's data, which the target's must match to take over. */
-  | { type: 'hand-over'; module: string; epoch: number; inSync: readonly string[]; dataEpoch: number; seq: number; stay?: boolean }
+  | { type: 'hand-over'; module: string; epoch: number; inSync: readonly string[]; dataEpoch: number; seq: number; stay?: boolean; senderOutOfService?: boolean }
   | { type: 'hand-over-refused'; module: string; epoch: number }
   /** A node out of service (given up) answers the announcements it hears: the primary does not fail back to it meanwhile. */
   | { type: 'out-of-service'; module: string; epoch: number };
@@ -303,7 +303,7 @@ function receive(run: Run, from: string, msg: MemberMessage): void {
       // in between) holds less, and taking over with it would lose them.
       const local = slot.secondary;
       const lacks = local.dataEpoch !== msg.dataEpoch || local.applied < msg.seq ? `the data on ${s.config.self} is at ${local.dataEpoch}:${local.applied}, not at ${from}'s ${msg.dataEpoch}:${msg.seq}` : undefined;
-      run.queue.push({ to: 'mirror', module: msg.module, event: { type: 'hand-over', from, epoch: msg.epoch, inSync: msg.inSync, ...(msg.stay ? { stay: true } : {}), ...(lacks !== undefined ? { lacks } : {}) } });
+      run.queue.push({ to: 'mirror', module: msg.module, event: { type: 'hand-over', from, epoch: msg.epoch, inSync: msg.inSync, ...(msg.stay ? { stay: true } : {}), ...(msg.senderOutOfService ? { senderOutOfService: true } : {}), ...(lacks !== undefined ? { lacks } : {}) } });
       return;
     }
     case 'hand-over-refused':
@@ -534,7 +534,7 @@ function onMirror(run: Run, module: string, a: MirrorAction): void {
       // Where the data stands: still the primary's (the role changes after this action), else what it left behind.
       const sl = slot();
       const at = sl.primary ? { dataEpoch: sl.primary.epoch, seq: sl.primary.seq } : { dataEpoch: sl.secondary.dataEpoch, seq: sl.secondary.applied };
-      run.actions.push({ type: 'send', to: a.to, message: { type: 'hand-over', module, epoch: a.epoch, inSync: a.inSync, ...at, ...(a.stay ? { stay: true } : {}) } });
+      run.actions.push({ type: 'send', to: a.to, message: { type: 'hand-over', module, epoch: a.epoch, inSync: a.inSync, ...at, ...(a.stay ? { stay: true } : {}), ...(a.senderOutOfService ? { senderOutOfService: true } : {}) } });
       // Given up meanwhile, the role stays out of service (no role change to step down on): the lease is the target's.
       stepDownIfOutOfService(run, module);
       return;

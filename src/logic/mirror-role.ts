@@ -53,6 +53,11 @@ export interface MirrorState {
   /** Earliest time of the next acquisition attempt. */
   nextAttemptAt: number;
   handOverTo?: string;
+  /**
+   * The lease transfer to `handOverTo` was asked for: the voters may have promised the lease to the target already,
+   * so it is no longer this node's to release; a transfer or a loss follows within a lease.
+   */
+  transferAsked?: boolean;
   /** An operator asked to take the lease without proof of being in sync. */
   forceNext: boolean;
   /** Given up while the application ran: release the lease when it has stopped (after a final barrier). */
@@ -88,7 +93,7 @@ export type MirrorEvent =
    * The switchover target: the old primary handed over `epoch`. `lacks`: the local data does not hold everything
    * the old primary had (a disk lost or replaced since its final barrier), said why.
    */
-  | { type: 'hand-over'; from: string; epoch: number; inSync: readonly string[]; stay?: boolean; lacks?: string }
+  | { type: 'hand-over'; from: string; epoch: number; inSync: readonly string[]; stay?: boolean; lacks?: string; senderOutOfService?: boolean }
   /** The node we handed over to is out of service or lacks data: it released the lease; take it back. */
   | { type: 'hand-over-refused'; from: string; epoch: number }
   /** `from` answered an announcement: it is out of service (given up), so no failback to it for now. */
@@ -111,7 +116,8 @@ export type MirrorAction =
   | { type: 'stop-app'; reason: Reason }
   /** Before handing over (`to`: the target) or releasing after a give-up: every change made so far durable on the target and the in-sync set. */
   | { type: 'final-barrier'; to?: string }
-  | { type: 'send-hand-over'; to: string; epoch: number; inSync: readonly string[]; stay?: boolean }
+  /** `senderOutOfService`: this node gave up meanwhile (the target does not fail back to it). */
+  | { type: 'send-hand-over'; to: string; epoch: number; inSync: readonly string[]; stay?: boolean; senderOutOfService?: boolean }
   /** Out of service here, or the local data lacks changes: tell the hand-over's sender no, and release the lease it transferred to us. */
   | { type: 'refuse-hand-over'; to: string; epoch: number; reason: Reason }
   | { type: 'role-changed'; from: MirrorRole; to: MirrorRole; epoch: number; reason: Reason }
@@ -249,8 +255,9 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
       }
       if (s().role !== 'out-of-service') become(out, 'secondary', event.reason);
       // Nothing left to release once the application is gone.
-      set(out, { primary: undefined, nextAttemptAt: now + s().timings.renewInterval, releaseWhenStopped: false, releaseAfterBarrier: false });
+      set(out, { primary: undefined, nextAttemptAt: now + s().timings.renewInterval, releaseWhenStopped: false, releaseAfterBarrier: false, transferAsked: false });
       delete out.state.handOverTo;
+      delete out.state.handOverStay;
       delete out.state.primary;
       if (s().resetAsked) backInService(out, now);
       break;
@@ -299,7 +306,10 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
       }
       const to = s().handOverTo;
       if (s().role !== 'handing-over' || !to) break;
-      if (event.ok) out.actions.push({ type: 'lease-transfer', to });
+      if (event.ok) {
+        set(out, { transferAsked: true });
+        out.actions.push({ type: 'lease-transfer', to });
+      }
       else abortHandOver(out, now, event.reason ?? reason(R.SWITCHOVER_ABORTED, 'final barrier failed'));
       break;
     }
@@ -309,8 +319,10 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
       // (it starts at once, rather than after the lease runs out); this node has nothing left to release and
       // stays out of service.
       if (s().role === 'out-of-service') {
-        set(out, { epoch: event.epoch, primary: { node: event.to, epoch: event.epoch, heardAt: now }, releaseWhenStopped: false, releaseAfterBarrier: false });
-        out.actions.push({ type: 'send-hand-over', to: event.to, epoch: event.epoch, inSync });
+        set(out, { epoch: event.epoch, primary: { node: event.to, epoch: event.epoch, heardAt: now }, releaseWhenStopped: false, releaseAfterBarrier: false, transferAsked: false });
+        out.actions.push({ type: 'send-hand-over', to: event.to, epoch: event.epoch, inSync, ...(s().handOverStay ? { stay: true } : {}), senderOutOfService: true });
+        delete out.state.handOverTo;
+        delete out.state.handOverStay;
         if (s().resetAsked) backInService(out, now);
         break;
       }
@@ -318,6 +330,7 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
       out.actions.push({ type: 'send-hand-over', to: event.to, epoch: event.epoch, inSync, ...(s().handOverStay ? { stay: true } : {}) });
       delete out.state.handOverTo;
       delete out.state.handOverStay;
+      set(out, { transferAsked: false });
       become(out, 'secondary', reason(R.HANDED_OVER, `handed ${m} over to ${event.to} at epoch ${event.epoch}`));
       break;
     }
@@ -337,6 +350,8 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
       }
       if (s().role !== 'secondary') break;
       set(out, { epoch: event.epoch, failbackHeld: Boolean(event.stay) });
+      // The old primary gave up after it asked for the transfer: no failback to it (it says so again at every announcement).
+      if (event.senderOutOfService) noteOutOfService(out, event.from, now);
       become(out, 'acquiring', reason(R.SWITCHOVER, `${event.from} handed ${m} over at epoch ${event.epoch}${event.stay ? ` (an operator's switchover: ${m} stays on ${s().self}, no automatic failback to ${s().preferredNode} until the next switchover or failover)` : ''}`));
       out.actions.push({ type: 'lease-adopt', epoch: event.epoch, inSync: event.inSync });
       break;
@@ -351,13 +366,16 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
       break;
     }
     case 'out-of-service':
-      // Renewed by every announcement it answers; it lapses soon after an operator's reset ends the answers.
-      set(out, {
-        declined: { ...(s().declined ?? {}), [event.from]: Math.max(s().declined?.[event.from] ?? 0, now + OUT_OF_SERVICE_HOLD_LEASES * s().timings.lease) },
-        outOfService: { ...(s().outOfService ?? {}), [event.from]: now + OUT_OF_SERVICE_HOLD_LEASES * s().timings.lease },
-      });
+      noteOutOfService(out, event.from, now);
       break;
     case 'given-up': {
+      if (s().transferAsked) {
+        // The lease may be the target's already: no barrier, no release; the transfer's end decides (lease-transferred
+        // hands over all the same, lease-lost ends it here).
+        set(out, { resetAsked: false });
+        become(out, 'out-of-service', reason(R.GIVEN_UP, `${m} is out of service on ${s().self}: ${event.reason.text}`));
+        break;
+      }
       const holds = s().role === 'primary' || s().role === 'promoting' || s().role === 'handing-over';
       // The later word wins: a give-up (an operator's stop too) cancels a reset still waiting for the release. A
       // hand-over under way is off.
@@ -391,7 +409,12 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
       const to = event.to ?? pickTarget(s(), now);
       // It would refuse the hand-over, after this node had stopped its application for nothing.
       if (to !== undefined && (s().outOfService?.[to] ?? 0) > now) {
-        out.actions.push({ type: 'refused', what: 'switchover', reason: reason(R.SWITCHOVER_ABORTED, `cannot switch ${m} over to ${to}: ${m} is out of service there (given up); \`skyha restart ${m} --node ${to}\` resets it`) });
+        out.actions.push({ type: 'refused', what: 'switchover', reason: reason(R.SWITCHOVER_ABORTED, `cannot switch ${m} over to ${to}: ${m} is out of service there (given up); \`skyha restart ${m} --node ${to}\` resets it, and a switchover to it is taken once it no longer says so (within two leases)`) });
+        break;
+      }
+      const allOut = s().inSync.filter((n) => n !== s().self && !s().dead.includes(n) && (s().outOfService?.[n] ?? 0) > now);
+      if (!to && allOut.length > 0) {
+        out.actions.push({ type: 'refused', what: 'switchover', reason: reason(R.SWITCHOVER_ABORTED, `cannot switch ${m} over: every in-sync, live secondary is out of service ([${allOut.join(', ')}], given up); \`skyha restart ${m} --node NODE\` resets one`) });
         break;
       }
       if (!to || !s().inSync.includes(to) || s().dead.includes(to)) {
@@ -411,6 +434,16 @@ export function stepMirror(state: MirrorState, event: MirrorEvent, now: number):
   }
   decide(out, now);
   return out;
+}
+
+/** `node` says the module is out of service there: renewed by every announcement it answers, it lapses soon after a reset ends the answers. */
+function noteOutOfService(out: Out, node: string, now: number): void {
+  const until = now + OUT_OF_SERVICE_HOLD_LEASES * out.state.timings.lease;
+  out.state = {
+    ...out.state,
+    declined: { ...(out.state.declined ?? {}), [node]: Math.max(out.state.declined?.[node] ?? 0, until) },
+    outOfService: { ...(out.state.outOfService ?? {}), [node]: until },
+  };
 }
 
 function liveNodes(s: MirrorState): string[] {

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PROFILES } from '../../../src/config/profiles.js';
-import { initMember, stepMember, type MemberConfig, type MemberState } from '../../../src/logic/member.js';
+import { initMember, stepMember, type MemberAction, type MemberConfig, type MemberState } from '../../../src/logic/member.js';
 import type { MirrorState } from '../../../src/logic/mirror-role.js';
 import { initReplicationPrimary } from '../../../src/logic/replication-primary.js';
 
@@ -95,24 +95,29 @@ test('a secondary that gives up tells the primary at once, not at its next annou
   assert.deepEqual(own.actions.filter((a) => a.type === 'send' && a.message.type === 'out-of-service'), []);
 });
 
-test('given up while its lease transfer is under way: the target gets the hand-over, and this node stops being the replication primary', () => {
-  const base = holding('out-of-service', 'stopped');
+test('given up while its lease transfer is under way: no release; the target gets the hand-over, and this node stops being the replication primary', () => {
+  // The final barrier to n2 returned, the transfer went to the voters, and then the application is given up.
+  const base = holding('handing-over', 'stopped');
   const db = base.modules.db!;
   const record = { holder: 'n1', epoch: 3, inSync: ['n2'], version: 2, baseEpoch: 2 };
-  const state: MemberState = {
+  let s: MemberState = {
     ...base,
     client: { ...base.client!, modules: { db: { phase: 'transferring', epoch: 3, to: 'n2', record, validUntil: 500, requestId: 7, sentAt: 5, replies: {} } } },
-    modules: { db: { ...db, mirror: { ...db.mirror, primary: { node: 'n1', epoch: 3, heardAt: 5 }, inSync: ['n2'], releaseAfterBarrier: true } } },
+    modules: { db: { ...db, mirror: { ...db.mirror, primary: { node: 'n1', epoch: 3, heardAt: 5 }, inSync: ['n2'], handOverTo: 'n2', transferAsked: true } } },
   };
-  let s = state;
-  const actions = [];
+  const actions: MemberAction[] = [];
+  const given = stepMember(s, { type: 'given-up', module: 'db', reason: { code: 'RESTART_GIVE_UP', text: 'x' } }, 18);
+  s = given.state;
+  actions.push(...given.actions);
+  assert.equal(s.client!.modules.db!.phase, 'transferring', 'the transfer is not cut short by a release');
+  assert.ok(!actions.some((a) => a.type === 'send' && a.message.type === 'lease-release'));
   for (const voter of ['n2', 'w']) {
     const step = stepMember(s, { type: 'receive', from: voter, message: { type: 'lease-reply', module: 'db', requestId: 7, voter, granted: true, amnesiac: false, maxEpoch: 4 } }, 20);
     s = step.state;
     actions.push(...step.actions);
   }
   const handOver = actions.find((a) => a.type === 'send' && a.message.type === 'hand-over');
-  assert.ok(handOver?.type === 'send' && handOver.to === 'n2' && handOver.message.type === 'hand-over' && handOver.message.epoch === 4, 'the target is told it holds the lease');
+  assert.ok(handOver?.type === 'send' && handOver.to === 'n2' && handOver.message.type === 'hand-over' && handOver.message.epoch === 4 && handOver.message.senderOutOfService === true, 'n2 is told it holds the lease, and that n1 is out of service');
   assert.equal(s.modules.db!.mirror.role, 'out-of-service');
   assert.equal(s.modules.db!.primary, undefined, 'no longer announcing or shipping as primary');
   assert.equal(s.modules.db!.secondary.dataEpoch, 3, 'its data continues the epoch it served');

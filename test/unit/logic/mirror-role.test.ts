@@ -265,21 +265,41 @@ describe('mirror role', () => {
     assert.equal(lost.state.releaseWhenStopped, false);
   });
 
-  it('given up after the lease transfer was asked for: the target still gets the hand-over; this node stays out of service', () => {
-    const synced = run({ ...primaryA(), failback: 'manual' }, [[50, { type: 'record-committed', inSync: ['b'] }]]).state;
+  it('given up after the lease transfer was asked for: no barrier, no release; the target still gets the hand-over, this node stays out of service', () => {
+    const synced = run(primaryA(), [[50, { type: 'record-committed', inSync: ['b'] }]]).state;
+    // An operator's switchover away from the preferred node a: the move is meant to stay.
     const transferring = run(synced, [[100, { type: 'switchover', to: 'b' }], [110, { type: 'app-stopped' }], [120, { type: 'barrier-done', ok: true }]]).state;
-    const given = run(transferring, [
-      [125, { type: 'given-up', reason: reason('RESTART_GIVE_UP', 'x') }],
-      [130, { type: 'lease-transferred', epoch: 2, to: 'b' }],
-      [140, { type: 'barrier-done', ok: true }],
-    ]);
-    assert.deepEqual(types(given.actions), ['final-barrier', 'role:out-of-service', 'send-hand-over'], 'no release of a lease it no longer holds');
-    assert.equal(given.state.role, 'out-of-service', 'the give-up holds');
-    assert.deepEqual(given.state.primary && { node: given.state.primary.node, epoch: given.state.primary.epoch }, { node: 'b', epoch: 2 });
-    assert.equal(given.state.releaseAfterBarrier, false);
-    // A reset asked meanwhile takes effect now that nothing is left to release.
-    const reset = run(transferring, [[125, { type: 'given-up', reason: reason('RESTART_GIVE_UP', 'x') }], [126, { type: 'reset' }], [130, { type: 'lease-transferred', epoch: 2, to: 'b' }]]);
+    assert.equal(transferring.transferAsked, true);
+    const given = run(transferring, [[125, { type: 'given-up', reason: reason('RESTART_GIVE_UP', 'x') }]]);
+    assert.deepEqual(types(given.actions), ['role:out-of-service'], 'the lease may be b\'s already: nothing to barrier or release');
+    const done = run(given.state, [[130, { type: 'lease-transferred', epoch: 2, to: 'b' }]]);
+    assert.deepEqual(types(done.actions), ['send-hand-over']);
+    const handOver = done.actions[0]!;
+    assert.ok(handOver.type === 'send-hand-over' && handOver.stay === true && handOver.senderOutOfService === true, 'the move stays, and b hears that a is out of service');
+    assert.equal(done.state.role, 'out-of-service', 'the give-up holds');
+    assert.deepEqual(done.state.primary && { node: done.state.primary.node, epoch: done.state.primary.epoch }, { node: 'b', epoch: 2 });
+    assert.equal(done.state.transferAsked, false);
+    assert.equal(done.state.handOverTo, undefined);
+    // The transfer fails instead: the lease is lost, and the node stays out of service.
+    const lost = run(given.state, [[130, { type: 'lease-lost', epoch: 1, reason: reason('LEASE_REFUSED', 'x') }]]);
+    assert.equal(lost.state.role, 'out-of-service');
+    assert.equal(lost.state.transferAsked, false);
+    // A reset asked meanwhile takes effect once the transfer is done.
+    const reset = run(given.state, [[126, { type: 'reset' }], [130, { type: 'lease-transferred', epoch: 2, to: 'b' }]]);
     assert.equal(reset.state.role, 'secondary');
+    // The target takes the lease, and fails back to a only once a no longer says it is out of service.
+    let b = initMirror({ module: 'db', self: 'b', nodes: ['a', 'b'], preferredNode: 'a', failback: 'automatic', timings: T, now: 0 });
+    b = run(b, [[10, { type: 'announce', from: 'a', epoch: 1, inSync: ['b'] }]]).state;
+    const took = run(b, [[131, { type: 'hand-over', from: 'a', epoch: 2, inSync: ['a'], senderOutOfService: true }], [135, { type: 'lease-acquired', epoch: 2, inSync: ['a'], forced: false, reason: why }], [140, { type: 'app-started' }]]);
+    assert.equal(took.state.role, 'primary', 'no failback to a at once, although it is preferred and in sync');
+    assert.deepEqual(types(run(took.state, [[140 + 2 * T.lease + 1, { type: 'switchover', to: 'a' }]]).actions), ['role:handing-over', 'stop-app'], 'once the word lapses, a switchover to a goes ahead');
+  });
+
+  it('a switchover with every in-sync secondary out of service says so', () => {
+    const synced = run({ ...primaryA(), failback: 'manual' }, [[50, { type: 'record-committed', inSync: ['b'] }], [60, { type: 'out-of-service', from: 'b' }]]).state;
+    const r = run(synced, [[70, { type: 'switchover' }]]);
+    assert.deepEqual(types(r.actions), ['refused']);
+    assert.match(r.actions[0]!.type === 'refused' ? r.actions[0]!.reason.text : '', /every in-sync, live secondary is out of service \(\[b\], given up\)/);
   });
 
   it('a copy of a hand-over this node already took is ignored, even out of service: refusing it would release its own lease', () => {
