@@ -207,9 +207,12 @@ export class MirrorReplication {
     if (!this.history.continuesOwnEpoch) return;
     const since = this.history.lastMark ?? -Infinity;
     const found: string[] = [];
-    // Sliced: a tree of 100,000 paths takes about a second here, and the links are up meanwhile.
+    // Sliced, between directories and between paths: a tree of 100,000 paths takes about a second here, and the
+    // links are up meanwhile.
+    const slice = new TimeSlice();
     for (let root = 0; root < this.d.roots.length; root++) {
-      for await (const path of walkTreeSliced(this.d.roots[root]!)) {
+      for await (const path of walkTreeSliced(this.d.roots[root]!, slice)) {
+        await slice.pause();
         try {
           if (lstatSync(path === '' ? this.d.roots[root]! : join(this.d.roots[root]!, path)).ctimeMs > since) found.push(pathKey(root, path));
         } catch {
